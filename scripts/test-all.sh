@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one test command (`npm test`): Python training tests, TypeScript type check, the service tests
+# (HTTP, engine, few-shot, storage) and the browser end-to-end tests. On a clean machine it first
+# installs what the tests need: the Python virtual environment (.venv, from training/requirements.txt)
+# and Debian's chromium (as root, with apt; otherwise it says what to install).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python virtual environment ($VENV)"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+# Installs only what is missing; the first run downloads PyTorch (several GB with its CUDA libraries).
+"$VENV/bin/pip" install --disable-pip-version-check -q -r training/requirements.txt
+"$VENV/bin/pip" install --disable-pip-version-check -q --no-deps -e training
+
+step "Python tests (training/)"
+"$VENV/bin/python" -m pytest -q training/tests
+
+step "TypeScript type check"
+npx tsc -p tsconfig.json --noEmit
+
+step "Browser for the end-to-end tests"
+bash scripts/install-chromium.sh
+
+step "Service tests (node:test)"
+mapfile -t files < <(find test -name '*.test.ts' | sort)
+node --import tsx --test --test-concurrency=1 "${files[@]}"
