@@ -1,0 +1,89 @@
+/**
+ * The one registry of client-visible error codes (style rule 7). A handler never picks an HTTP status:
+ * it throws `new ApiError(code, detail)` and the problem-json plugin renders
+ * `{type, title, status, detail, code}` as application/problem+json.
+ *
+ * Codes are `<AREA>_<WHAT>`. A published code is never reused for another meaning. Add new codes with
+ * one entry per line (other features append theirs); test/errors.test.ts ties this table to the README's
+ * error table and to the routes' documented responses.
+ */
+
+export interface ErrorSpec {
+  status: number
+  title: string
+}
+
+export const ERRORS = {
+  // request shape
+  REQUEST_VALIDATION_FAILED: { status: 400, title: 'The request does not match the route schema' },
+  REQUEST_BODY_INVALID: { status: 400, title: 'The request body could not be parsed' },
+  REQUEST_BODY_EMPTY: { status: 400, title: 'The request body is empty' },
+  REQUEST_BODY_TOO_LARGE: { status: 413, title: 'The request body is larger than the configured limit' },
+  REQUEST_MEDIA_TYPE_UNSUPPORTED: { status: 415, title: 'The Content-Type of the request is not supported' },
+  REQUEST_NOT_FOUND: { status: 404, title: 'No route matches this method and path' },
+  REQUEST_ABORTED: { status: 499, title: 'The client closed the connection before the answer was ready' },
+  // authentication
+  AUTH_KEY_MISSING: { status: 401, title: 'An API key is required' },
+  AUTH_KEY_INVALID: { status: 401, title: 'The API key is not valid' },
+  // images
+  IMAGE_MISSING: { status: 400, title: 'The request carries no image' },
+  IMAGE_BASE64_INVALID: { status: 400, title: 'An image string is not valid base64 or a data URI' },
+  IMAGE_TOO_LARGE: { status: 413, title: 'An image is larger than the configured byte limit' },
+  IMAGE_TOO_MANY_PIXELS: { status: 413, title: 'An image has more pixels than the configured limit' },
+  IMAGE_TOO_SMALL: { status: 422, title: 'An image side is shorter than the configured minimum' },
+  IMAGE_FORMAT_UNSUPPORTED: { status: 415, title: 'The image format is not in the allowed list' },
+  IMAGE_UNREADABLE: { status: 422, title: 'The image could not be decoded (corrupt, truncated or not an image)' },
+  BATCH_TOO_LARGE: { status: 413, title: 'The request carries more images than the configured maximum' },
+  // models
+  MODEL_NOT_FOUND: { status: 404, title: 'No loaded model has this name' },
+  MODEL_NO_MASKING_MODULE: { status: 422, title: 'The model has no learned masking module (plain MAE bundle)' },
+  EMBEDDING_DIMENSIONS_UNSUPPORTED: { status: 422, title: 'The model is not Matryoshka-trained: `dimensions` cannot shorten its embeddings' },
+  // capacity
+  QUEUE_FULL: { status: 503, title: 'The inference queue is full; retry after the Retry-After delay' },
+  DEADLINE_EXCEEDED: { status: 504, title: 'The request did not finish before its deadline' },
+  SERVICE_UNAVAILABLE: { status: 503, title: 'The service is starting or shutting down' },
+  // bugs and unknown failures; details are logged, never sent
+  INTERNAL_ERROR: { status: 500, title: 'Internal server error' }
+} as const satisfies Record<string, ErrorSpec>
+
+export type ErrorCode = keyof typeof ERRORS
+
+export function isErrorCode (value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERRORS, value)
+}
+
+/** A client-visible failure with a stable code; the status comes from ERRORS. */
+export class ApiError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  readonly title: string
+  /** extra response headers, e.g. Retry-After for QUEUE_FULL */
+  readonly headers: Record<string, string>
+
+  constructor (code: ErrorCode, detail?: string, options: { headers?: Record<string, string>, cause?: unknown } = {}) {
+    const spec: ErrorSpec = ERRORS[code]
+    super(detail ?? spec.title, { cause: options.cause })
+    this.name = 'ApiError'
+    this.code = code
+    this.status = spec.status
+    this.title = spec.title
+    this.headers = options.headers ?? {}
+  }
+}
+
+/** The problem-details body every error answer carries (RFC 9457 + our `code`). */
+export interface ProblemBody {
+  type: string
+  title: string
+  status: number
+  detail: string
+  code: ErrorCode
+}
+
+export function problemType (code: ErrorCode): string {
+  return `https://clmae-serve.local/errors/${code}`
+}
+
+export function toProblem (error: ApiError): ProblemBody {
+  return { type: problemType(error.code), title: error.title, status: error.status, detail: error.message, code: error.code }
+}
