@@ -1,0 +1,305 @@
+// @ts-check
+// View 1, "Mask audit": one image in; the learned keep-score heatmap (POST /v1/mask-maps), the
+// binary mask for the chosen ratio, and reconstructions under the learned mask and under a random
+// mask of the same ratio (POST /v1/reconstructions), with their per-patch errors; the model, its
+// sha256 and the preprocessing are listed as the audit trail. Numbers shown are the API's; the
+// page only recomputes top-k while the ratio slider moves (top-k.js) and checks it against the API.
+
+import { callApi, fileToDataUri } from './api-client.js'
+import { clearProblem, fmt, h, showProblem } from './dom.js'
+import { drawGrid, drawLegend, drawMask, modelView } from './heatmap.js'
+import { topKMask } from './top-k.js'
+import { bindDropZone } from './drop-zone.js'
+
+/** @param {string} id */
+const $ = (id) => /** @type {any} */ (document.getElementById(id))
+
+/**
+ * @param {{currentModel: () => (import('./app.js').ModelInfo | undefined)}} deps
+ */
+export function createMaskAudit ({ currentModel }) {
+  const fileInput = /** @type {HTMLInputElement} */ ($('audit-file'))
+  const status = $('audit-status')
+  const problemBox = $('audit-problem')
+  const results = $('audit-results')
+  const ratioInput = /** @type {HTMLInputElement} */ ($('mask-ratio'))
+  const ratioOutput = $('mask-ratio-value')
+  const opacityInput = /** @type {HTMLInputElement} */ ($('heatmap-opacity'))
+  const opacityOutput = $('heatmap-opacity-value')
+  const keepCanvas = /** @type {HTMLCanvasElement} */ ($('keep-score-canvas'))
+  const maskCanvas = /** @type {HTMLCanvasElement} */ ($('mask-canvas'))
+  const original = /** @type {HTMLImageElement} */ ($('audit-original'))
+
+  /** What is on screen: the image and the API's answers for it. */
+  const state = {
+    /** @type {File | null} */ file: null,
+    /** @type {string | null} */ dataUri: null,
+    /** @type {CanvasImageSource | null} */ base: null, // the model's view of the image, under the heatmap
+    /** @type {any} */ maskMap: null,
+    /** @type {number | undefined} */ seed: undefined,
+    request: 0 // id of the newest request; older answers are dropped
+  }
+
+  drawLegend($('legend-canvas'))
+
+  bindDropZone($('audit-drop'), fileInput, (files) => { loadFile(files[0]) })
+
+  ratioInput.addEventListener('input', () => {
+    ratioOutput.value = Number(ratioInput.value).toFixed(2)
+    renderMask() // instant top-k over the keep scores already here
+  })
+  ratioInput.addEventListener('change', () => { if (state.dataUri) analyse() })
+  opacityInput.addEventListener('input', () => {
+    opacityOutput.value = Number(opacityInput.value).toFixed(2)
+    renderHeatmap()
+  })
+  $('new-seed').addEventListener('click', () => {
+    state.seed = undefined // the API draws and echoes a new one
+    if (state.dataUri) analyse()
+  })
+
+  /** @param {File} file */
+  async function loadFile (file) {
+    state.file = file
+    state.dataUri = await fileToDataUri(file)
+    state.seed = undefined
+    original.src = URL.createObjectURL(file)
+    $('audit-original-caption').textContent = `Uploaded: ${file.name} (${file.type || 'unknown type'}, ${file.size} bytes)`
+    await analyse()
+  }
+
+  /** Queries the three answers for the current image, model and ratio, then draws them. */
+  async function analyse () {
+    const model = currentModel()
+    if (!model || !state.dataUri) return
+    const id = ++state.request
+    const ratio = Number(ratioInput.value)
+    const input = state.dataUri
+    clearProblem(problemBox)
+    status.textContent = `Asking ${model.id} for the mask map and reconstructions…`
+    results.setAttribute('aria-busy', 'true')
+    document.body.dataset.auditState = 'loading'
+
+    const learnedAvailable = model.method === 'clmae'
+    const [maskMap, learned, random] = await Promise.allSettled([
+      // A plain MAE bundle has no masking module: still ask, so its 422 is shown as the API words it.
+      callApi('/v1/mask-maps', { json: { input, model: model.id, mask_ratio: ratio } }),
+      learnedAvailable
+        ? callApi('/v1/reconstructions', { json: { input, model: model.id, masking: 'learned', mask_ratio: ratio } })
+        : Promise.resolve(null),
+      callApi('/v1/reconstructions', { json: { input, model: model.id, masking: 'random', mask_ratio: ratio, seed: state.seed } })
+    ])
+    if (id !== state.request) return // a newer request superseded this one
+
+    const failures = [maskMap, learned, random].filter((r) => r.status === 'rejected')
+    if (failures.length > 0) showProblem(problemBox, /** @type {PromiseRejectedResult} */ (failures[0]).reason)
+    results.removeAttribute('aria-busy')
+    if (maskMap.status === 'rejected' && random.status === 'rejected') {
+      status.textContent = 'The API refused this image; see the error below.'
+      results.hidden = true // nothing on screen may belong to an earlier image
+      document.body.dataset.auditState = 'error'
+      return
+    }
+
+    state.maskMap = maskMap.status === 'fulfilled' ? maskMap.value : null
+    const learnedValue = learned.status === 'fulfilled' ? learned.value : null
+    const randomValue = random.status === 'fulfilled' ? random.value : null
+    if (randomValue?.seed !== undefined) state.seed = randomValue.seed
+    state.base = await loadBase(learnedValue ?? randomValue, state.maskMap)
+
+    results.hidden = false
+    renderHeatmap()
+    renderMask()
+    renderSummary()
+    renderReconstructions(learnedValue, learned.status === 'rejected' ? learned.reason : null,
+      randomValue, random.status === 'rejected' ? random.reason : null, learnedAvailable)
+    renderAuditTrail(model, learnedValue ?? randomValue)
+    status.textContent = `Done: ${model.id}, mask ratio ${ratio.toFixed(2)}.`
+    document.body.dataset.auditState = 'done'
+  }
+
+  /**
+   * The picture under the heatmap: the reconstruction answer's "original" panel is exactly the
+   * model's input; without it, the browser's own crop of the file stands in (display only).
+   * @param {any} recon @param {any} maskMap
+   * @returns {Promise<CanvasImageSource | null>}
+   */
+  async function loadBase (recon, maskMap) {
+    try {
+      if (recon?.panels?.original) {
+        const img = new Image()
+        img.src = `data:image/png;base64,${recon.panels.original}`
+        await img.decode()
+        return img
+      }
+      if (state.file && maskMap?.preprocessing) return modelView(await createImageBitmap(state.file), maskMap.preprocessing)
+    } catch { /* the browser cannot decode it: the heatmap is drawn on grey */ }
+    return null
+  }
+
+  function renderHeatmap () {
+    const keepScore = state.maskMap?.keep_score
+    if (!keepScore) {
+      drawGrid(keepCanvas, [[null]], { base: state.base })
+      keepCanvas.dataset.keepScores = ''
+      $('keep-score-table').replaceChildren()
+      return
+    }
+    drawGrid(keepCanvas, keepScore, { base: state.base, opacity: Number(opacityInput.value), gridLines: true })
+    // The exact numbers the API sent, for people and for the end-to-end test.
+    keepCanvas.dataset.keepScores = JSON.stringify(keepScore)
+    $('keep-score-table').replaceChildren(gridTable(keepScore, 'keepScore', 'Keep score'))
+  }
+
+  function renderMask () {
+    const keepScore = state.maskMap?.keep_score
+    const caption = $('mask-caption')
+    if (!keepScore) {
+      drawMask(maskCanvas, [[1]], null)
+      caption.textContent = 'No learned mask: this model has no masking module.'
+      maskCanvas.dataset.mask = ''
+      return
+    }
+    const ratio = Number(ratioInput.value)
+    const { mask, numKept } = topKMask(keepScore, ratio)
+    drawMask(maskCanvas, mask, state.base)
+    maskCanvas.dataset.mask = JSON.stringify(mask)
+    const L = mask.length * mask[0].length
+    let agreement = ''
+    if (Math.abs(state.maskMap.mask_ratio - ratio) < 1e-9) {
+      const same = JSON.stringify(mask) === JSON.stringify(state.maskMap.mask)
+      maskCanvas.dataset.matchesApi = String(same)
+      agreement = same ? ' · same as the API\'s mask' : ' · DIFFERS from the API\'s mask (please report)'
+    } else {
+      delete maskCanvas.dataset.matchesApi
+      agreement = ' · release the slider to ask the API'
+    }
+    caption.textContent = `Binary mask at ratio ${ratio.toFixed(2)}: ${numKept} of ${L} patches kept, grey = removed (1)${agreement}`
+  }
+
+  function renderSummary () {
+    const box = $('keep-score-summary')
+    const s = state.maskMap?.summary
+    if (!s) { box.replaceChildren(h('dt', {}, 'Keep scores'), h('dd', {}, 'not available for this model')); return }
+    box.replaceChildren(...[
+      ['mean', s.mean], ['std', s.std], ['min', s.min], ['max', s.max],
+      ['entropy (bits)', s.entropy_bits], ['top-decile share', s.top_decile_share]
+    ].flatMap(([name, value]) => [h('dt', {}, name), h('dd', { dataset: { value: String(value) } }, fmt(value, 4))]))
+  }
+
+  /**
+   * @param {any} learned @param {unknown} learnedError
+   * @param {any} random @param {unknown} randomError
+   * @param {boolean} learnedAvailable
+   */
+  function renderReconstructions (learned, learnedError, random, randomError, learnedAvailable) {
+    // One colour range for both error grids, so equal colours mean equal errors.
+    const errors = [learned, random].flatMap((r) => r?.patch_error?.flat() ?? []).filter((v) => v !== null)
+    const range = /** @type {[number, number]} */ ([0, Math.max(1e-12, ...errors)])
+    const learnedBody = $('recon-learned').querySelector('.recon-body')
+    if (learned) learnedBody.replaceChildren(reconView(learned, range, 'learned'))
+    else if (!learnedAvailable) learnedBody.replaceChildren(h('p', { class: 'muted' }, 'This model was trained without a masking module (method mae): there is no learned mask.'))
+    else learnedBody.replaceChildren(inlineProblem(learnedError))
+    const randomBody = $('recon-random').querySelector('.recon-body')
+    $('recon-random-title').textContent = random ? `Random mask (seed ${random.seed})` : 'Random mask'
+    if (random) randomBody.replaceChildren(reconView(random, range, 'random'))
+    else randomBody.replaceChildren(inlineProblem(randomError))
+  }
+
+  /**
+   * @param {any} recon a /v1/reconstructions answer
+   * @param {[number, number]} range colour range of the error grid
+   * @param {string} kind
+   */
+  function reconView (recon, range, kind) {
+    const panels = [
+      ['original', 'Model input'], ['masked', 'Visible patches'],
+      ['reconstruction', 'Reconstruction'], ['reconstruction_visible', 'Reconstruction with visible patches pasted']
+    ]
+    const errorCanvas = /** @type {HTMLCanvasElement} */ (h('canvas', { width: 192, height: 192, role: 'img', class: 'error-grid', 'aria-label': `Per-patch error, ${kind} mask` }))
+    drawGrid(errorCanvas, recon.patch_error, { range, gridLines: true })
+    errorCanvas.dataset.patchError = JSON.stringify(recon.patch_error)
+    const kept = recon.mask.flat().filter((/** @type {number} */ m) => m === 0).length
+    return h('div', { class: 'recon-content', dataset: { kind, meanPatchError: String(recon.mean_patch_error) } },
+      h('div', { class: 'panels' }, ...panels.map(([key, label]) =>
+        h('figure', { class: 'panel' },
+          h('img', { src: `data:image/png;base64,${recon.panels[key]}`, alt: `${label}, ${kind} mask`, dataset: { panel: key } }),
+          h('figcaption', {}, label)))),
+      h('p', { class: 'mean-error' }, 'Mean patch error: ', h('strong', { class: 'mean-patch-error' }, fmt(recon.mean_patch_error, 4)),
+        ` over ${recon.mask.flat().length - kept} removed patches (${kept} kept)`),
+      h('figure', { class: 'panel' }, errorCanvas,
+        h('figcaption', {}, 'Per-patch error (kept patches grey)',
+          h('span', { class: 'legend' }, h('span', {}, '0'), legendCanvas(), h('span', {}, fmt(range[1], 4))))),
+      h('details', {}, h('summary', {}, 'Per-patch error as numbers'), gridTable(recon.patch_error, 'patchError', 'Patch error')),
+      h('p', { class: 'muted' }, `norm_pix: used ${recon.norm_pix?.used}, uses true patch statistics ${recon.norm_pix?.uses_true_patch_statistics}`)
+    )
+  }
+
+  /** @param {import('./app.js').ModelInfo} model @param {any} recon */
+  function renderAuditTrail (model, recon) {
+    const m = state.maskMap
+    const rows = [
+      ['model', m?.model ?? recon?.model ?? model.id],
+      ['method', model.method],
+      ['model sha256', m?.model_sha256 ?? recon?.model_sha256 ?? model.sha256.graph],
+      ['grid', m ? `${m.grid.rows} × ${m.grid.cols} patches of ${m.patch_size} px` : recon ? `${recon.grid.rows} × ${recon.grid.cols}` : '–'],
+      ['mask ratio (API)', m ? `${m.mask_ratio} → ${m.num_kept} kept` : recon ? String(recon.mask_ratio) : '–'],
+      ['random seed', String(state.seed ?? '–')],
+      ['image', state.file ? `${state.file.name}, ${state.file.size} bytes` : '–'],
+      ['preprocessing', describeTransform(m?.preprocessing ?? model.manifest?.eval_transform)],
+      ['at', new Date().toISOString()]
+    ]
+    $('audit-trail').replaceChildren(...rows.flatMap(([name, value]) => [
+      h('dt', {}, name),
+      h('dd', { dataset: { field: name.replaceAll(' ', '-') } }, h('code', {}, value))
+    ]))
+  }
+
+  return {
+    /** A new model: its training mask ratio becomes the slider's value, and the image is re-analysed. */
+    onModelChange () {
+      const model = currentModel()
+      const ratio = model?.manifest?.mask_ratio
+      if (typeof ratio === 'number') {
+        ratioInput.value = String(ratio)
+        ratioOutput.value = ratio.toFixed(2)
+      }
+      if (state.dataUri) analyse()
+    }
+  }
+}
+
+/**
+ * A table of a rows x cols grid; each cell carries its exact value in a data attribute.
+ * @param {(number | null)[][]} grid @param {string} key data attribute name (camelCase) @param {string} label
+ */
+function gridTable (grid, key, label) {
+  const cols = grid[0]?.length ?? 0
+  return h('table', { class: 'grid-table', 'aria-label': `${label} by patch row and column` },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'row'), ...Array.from({ length: cols }, (_, c) => h('th', { scope: 'col' }, `col ${c}`)))),
+    h('tbody', {}, ...grid.map((row, r) => h('tr', {}, h('th', { scope: 'row' }, String(r)),
+      ...row.map((value) => h('td', { dataset: { [key]: String(value) } }, value === null ? '—' : fmt(value, 3)))))))
+}
+
+/**
+ * The eval transform in words, then as sent (the audit trail keeps the API's exact JSON).
+ * @param {any} t
+ */
+function describeTransform (t) {
+  if (!t) return '–'
+  return `resize shorter side to ${t.resize_shorter_side} (${t.interpolation}${t.antialias ? ', antialias' : ''}), ` +
+    `centre crop ${t.center_crop} × ${t.center_crop}, ${t.color_mode}, (x − mean) / std per channel\n${JSON.stringify(t)}`
+}
+
+function legendCanvas () {
+  const canvas = /** @type {HTMLCanvasElement} */ (h('canvas', { width: 120, height: 10, 'aria-hidden': 'true' }))
+  drawLegend(canvas)
+  return canvas
+}
+
+/** @param {unknown} error */
+function inlineProblem (error) {
+  const box = h('div', { class: 'problem', role: 'alert' })
+  showProblem(box, error)
+  return box
+}
