@@ -37,7 +37,28 @@ export const ERRORS = {
   // models
   MODEL_NOT_FOUND: { status: 404, title: 'No loaded model has this name' },
   MODEL_NO_MASKING_MODULE: { status: 422, title: 'The model has no learned masking module (plain MAE bundle)' },
+  // masks (mask-maps, reconstructions)
+  MASK_RATIO_INVALID: { status: 400, title: 'The mask ratio keeps no patch or removes no patch' },
+  MASK_PATCHES_MISSING: { status: 400, title: 'masking "given" needs masked_patches' },
+  MASK_PATCH_OUT_OF_RANGE: { status: 400, title: 'A masked patch index is outside the patch grid' },
+  MASK_PATCH_DUPLICATE: { status: 400, title: 'A masked patch index is listed more than once' },
+  MASK_PATCH_COUNT: { status: 400, title: 'masked_patches removes no patch or every patch' },
+  MASK_OPTION_CONFLICT: { status: 400, title: 'An option does not apply to the chosen masking' },
   EMBEDDING_DIMENSIONS_UNSUPPORTED: { status: 422, title: 'The model is not Matryoshka-trained: `dimensions` cannot shorten its embeddings' },
+  // few-shot classifiers (src/fewshot, src/http/routes/classifiers.ts)
+  CLASSIFIER_NOT_FOUND: { status: 404, title: 'No classifier has this id' },
+  CLASSIFIER_MODEL_MISMATCH: { status: 409, title: 'The classifier is pinned to another embedding graph (sha256); re-embed it or use its model' },
+  CLASSIFIER_IMAGES_NOT_KEPT: { status: 409, title: 'The classifier did not keep its images (keep_images=false), so it cannot be re-embedded' },
+  CLASSIFIER_LIMIT_REACHED: { status: 409, title: 'The store already holds the configured maximum number of classifiers' },
+  CLASSIFIER_EXAMPLES_MISSING: { status: 400, title: 'The request carries no labelled examples' },
+  CLASSIFIER_LABEL_MISSING: { status: 400, title: 'An example has no label (multipart: one label field per file, in order)' },
+  CLASSIFIER_LABEL_TOO_LONG: { status: 400, title: 'A label is longer than the configured maximum' },
+  CLASSIFIER_TOO_MANY_EXAMPLES: { status: 413, title: 'The request carries more examples than the configured maximum per request' },
+  CLASSIFIER_FULL: { status: 422, title: 'The classifier would hold more examples than the configured maximum per classifier' },
+  CLASSIFIER_TOO_MANY_CLASSES: { status: 422, title: 'The classifier would have more labels than the configured maximum' },
+  CLASSIFIER_TOO_FEW_CLASSES: { status: 422, title: 'A classifier needs examples of at least two labels' },
+  CLASSIFIER_EMBEDDING_INVALID: { status: 422, title: 'An embedding has the wrong dimension or a non-finite value' },
+  CLASSIFIER_IMPORT_INVALID: { status: 422, title: 'The imported classifier is not internally consistent' },
   // capacity
   QUEUE_FULL: { status: 503, title: 'The inference queue is full; retry after the Retry-After delay' },
   DEADLINE_EXCEEDED: { status: 504, title: 'The request did not finish before its deadline' },
