@@ -1,0 +1,1 @@
+"""Command-line tools around bundles (reference outputs for the service's tests)."""
