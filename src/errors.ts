@@ -49,6 +49,7 @@ export const ERRORS = {
   CLASSIFIER_NOT_FOUND: { status: 404, title: 'No classifier has this id' },
   CLASSIFIER_MODEL_MISMATCH: { status: 409, title: 'The classifier is pinned to another embedding graph (sha256); re-embed it or use its model' },
   CLASSIFIER_IMAGES_NOT_KEPT: { status: 409, title: 'The classifier did not keep its images (keep_images=false), so it cannot be re-embedded' },
+  CLASSIFIER_NOT_REFITTABLE: { status: 409, title: 'The classifier was imported without its example embeddings, so it cannot be refitted' },
   CLASSIFIER_LIMIT_REACHED: { status: 409, title: 'The store already holds the configured maximum number of classifiers' },
   CLASSIFIER_EXAMPLES_MISSING: { status: 400, title: 'The request carries no labelled examples' },
   CLASSIFIER_LABEL_MISSING: { status: 400, title: 'An example has no label (multipart: one label field per file, in order)' },
