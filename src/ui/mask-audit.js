@@ -204,6 +204,10 @@ export function createMaskAudit ({ currentModel }) {
     $('recon-random-title').textContent = random ? `Random mask (seed ${random.seed})` : 'Random mask'
     if (random) randomBody.replaceChildren(reconView(random, range, 'random'))
     else randomBody.replaceChildren(inlineProblem(randomError))
+    $('error-comparison').textContent = learned && random
+      ? `Mean patch error: learned mask ${fmt(learned.mean_patch_error, 4)}, random mask ${fmt(random.mean_patch_error, 4)} ` +
+        `(${learned.mean_patch_error > random.mean_patch_error ? 'the learned mask removes harder patches' : 'the learned mask removes easier patches'}).`
+      : ''
   }
 
   /**
