@@ -1,0 +1,181 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { openDatabase, SCHEMA_VERSION } from '../../src/storage/database.js'
+import { ClassifierStore, type NewExample } from '../../src/storage/classifier-store.js'
+import { fitProbe, type ProbeMethod } from '../../src/fewshot/classifiers.js'
+import { matrixFromRows } from '../../src/fewshot/matrix.js'
+import { ApiError } from '../../src/errors.js'
+
+const PIN = { model: 'clmae-test', sha256: 'a'.repeat(64), pooling: 'mean' as const, normalize: true }
+
+function tempDir (t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'clmae-store-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+const EXAMPLES: NewExample[] = [
+  { label: 'cat', embedding: [1, 0, 0], image: Buffer.from('img-1') },
+  { label: 'cat', embedding: [0.9, 0.1, 0], image: Buffer.from('img-2') },
+  { label: 'dog', embedding: [0, 1, 0], image: Buffer.from('img-3') },
+  { label: 'dog', embedding: [0, 0.8, 0.2], image: Buffer.from('img-4') }
+]
+
+function refitFrom (method: ProbeMethod) {
+  return (all: { label: string, embedding: ArrayLike<number> }[]) =>
+    fitProbe(method, matrixFromRows(all.map((e) => Array.from(e.embedding))), all.map((e) => e.label))
+}
+
+function createOne (store: ClassifierStore, options: { method?: ProbeMethod, keepImages?: boolean, maxClassifiers?: number, name?: string } = {}) {
+  const method = options.method ?? 'logreg'
+  return store.create({ name: options.name ?? 'pets', method, pin: PIN, keepImages: options.keepImages ?? false, dim: 3, refittable: true },
+    refitFrom(method)(EXAMPLES), EXAMPLES, { maxClassifiers: options.maxClassifiers ?? 100 })
+}
+
+function codeOf (fn: () => unknown): string | undefined {
+  try { fn() } catch (error) { return error instanceof ApiError ? error.code : String(error) }
+  return undefined
+}
+
+test('the database opens in WAL mode with synchronous=FULL at the latest schema version', (t) => {
+  const db = openDatabase(join(tempDir(t), 'nested', 'dir', 'store.sqlite'))
+  t.after(() => db.close())
+  assert.equal(db.pragma('journal_mode', { simple: true }), 'wal')
+  assert.equal(db.pragma('synchronous', { simple: true }), 2) // 2 = FULL
+  assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION)
+  assert.equal(db.pragma('foreign_keys', { simple: true }), 1)
+})
+
+test('a database from a newer build is refused', (t) => {
+  const path = join(tempDir(t), 'store.sqlite')
+  const db = openDatabase(path)
+  db.pragma(`user_version = ${SCHEMA_VERSION + 1}`)
+  db.close()
+  assert.throws(() => openDatabase(path), /newer than this build/)
+})
+
+test('create, get, examples, add examples (version up), delete (examples cascade)', (t) => {
+  const db = openDatabase(':memory:')
+  t.after(() => db.close())
+  const store = new ClassifierStore(db)
+  const created = createOne(store, { keepImages: true })
+  assert.match(created.id, /^clf_[0-9a-f]{16}$/)
+  assert.equal(created.version, 1)
+  assert.equal(created.numExamples, 4)
+  assert.deepEqual(created.counts, { cat: 2, dog: 2 })
+  assert.deepEqual(created.pin, PIN)
+  const stored = store.examples(created.id, { withImages: true })
+  assert.deepEqual(stored.map((e) => e.image?.toString()), ['img-1', 'img-2', 'img-3', 'img-4'])
+  assert.ok(Math.abs(stored[1].embedding[0] - 0.9) < 1e-7)
+  assert.equal(store.examples(created.id)[0].image, null, 'images only when asked')
+
+  const grown = store.addExamples(created.id, [{ label: 'bird', embedding: [0, 0, 1] }, { label: 'bird', embedding: [0.1, 0, 0.9] }], refitFrom('logreg'))
+  assert.equal(grown.version, 2)
+  assert.deepEqual(grown.probe.labels, ['bird', 'cat', 'dog'])
+  assert.equal(grown.numExamples, 6)
+
+  assert.equal(store.delete(created.id), true)
+  assert.equal(store.get(created.id), undefined)
+  assert.equal(store.delete(created.id), false)
+  assert.equal((db.prepare('SELECT COUNT(*) AS n FROM examples').get() as { n: number }).n, 0)
+  assert.equal(codeOf(() => store.require(created.id)), 'CLASSIFIER_NOT_FOUND')
+})
+
+test('images are dropped unless the classifier keeps them', (t) => {
+  const db = openDatabase(':memory:')
+  t.after(() => db.close())
+  const store = new ClassifierStore(db)
+  const c = createOne(store, { keepImages: false })
+  assert.ok(store.examples(c.id, { withImages: true }).every((e) => e.image === null))
+})
+
+test('kNN probes name stored example ids as neighbours', (t) => {
+  const db = openDatabase(':memory:')
+  t.after(() => db.close())
+  const store = new ClassifierStore(db)
+  const c = createOne(store, { method: 'knn' })
+  assert.equal(c.probe.state.method, 'knn')
+  if (c.probe.state.method === 'knn') assert.deepEqual(c.probe.state.example_ids, store.examples(c.id).map((e) => e.id))
+})
+
+test('the classifier limit is enforced inside the insert transaction', (t) => {
+  const db = openDatabase(':memory:')
+  t.after(() => db.close())
+  const store = new ClassifierStore(db)
+  createOne(store, { maxClassifiers: 2 })
+  createOne(store, { maxClassifiers: 2 })
+  assert.equal(codeOf(() => createOne(store, { maxClassifiers: 2 })), 'CLASSIFIER_LIMIT_REACHED')
+  assert.equal(store.count(), 2)
+})
+
+test('paging walks every classifier once, oldest first', (t) => {
+  const db = openDatabase(':memory:')
+  t.after(() => db.close())
+  const store = new ClassifierStore(db)
+  const ids = Array.from({ length: 5 }, (_, i) => createOne(store, { name: `c${i}` }).id)
+  const seen: string[] = []
+  let cursor: string | undefined
+  for (let pages = 0; pages < 10; pages++) {
+    const page = store.list({ limit: 2, cursor })
+    seen.push(...page.items.map((c) => c.id))
+    if (page.nextCursor === null) break
+    cursor = page.nextCursor
+  }
+  assert.deepEqual(seen, ids)
+  assert.equal(codeOf(() => store.list({ limit: 2, cursor: 'bm90LWEtbnVtYmVy' })), 'REQUEST_VALIDATION_FAILED')
+})
+
+test('re-embedding replaces embeddings, re-pins and bumps the version', (t) => {
+  const db = openDatabase(':memory:')
+  t.after(() => db.close())
+  const store = new ClassifierStore(db)
+  const c = createOne(store, { keepImages: true })
+  const newPin = { ...PIN, model: 'other', sha256: 'b'.repeat(64) }
+  const fresh = [[0, 0, 1, 0], [0, 0, 0.9, 0.1], [1, 0, 0, 0], [0.9, 0, 0, 0.1]]
+  const after = store.reembed(c.id, newPin, fresh, refitFrom('centroid'))
+  assert.equal(after.version, 2)
+  assert.deepEqual(after.pin, newPin)
+  assert.equal(after.dim, 4)
+  assert.deepEqual(Array.from(store.examples(c.id)[2].embedding), [1, 0, 0, 0])
+})
+
+test('everything survives closing and reopening the file', (t) => {
+  const path = join(tempDir(t), 'store.sqlite')
+  const first = openDatabase(path)
+  const c = createOne(new ClassifierStore(first), { keepImages: true })
+  first.close()
+  const second = openDatabase(path)
+  t.after(() => second.close())
+  const again = new ClassifierStore(second).get(c.id)
+  assert.deepEqual(again, c)
+})
+
+test('every acknowledged write survives SIGKILL of the writing process', { timeout: 60_000 }, async (t) => {
+  t.plan(3)
+  const path = join(tempDir(t), 'store.sqlite')
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/storage/store-writer.ts', path], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const acknowledged: string[] = []
+  let buffered = ''
+  await new Promise<void>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('exit', () => resolve())
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString()
+      const lines = buffered.split('\n')
+      buffered = lines.pop() ?? ''
+      acknowledged.push(...lines)
+      if (acknowledged.length >= 40 && child.exitCode === null && !child.killed) child.kill('SIGKILL')
+    })
+  })
+  t.assert.equal(child.signalCode, 'SIGKILL')
+  const db = openDatabase(path)
+  t.after(() => db.close())
+  const store = new ClassifierStore(db)
+  const missing = acknowledged.filter((id) => store.get(id) === undefined)
+  t.assert.deepEqual(missing, [])
+  t.assert.ok(store.count() >= acknowledged.length)
+})
