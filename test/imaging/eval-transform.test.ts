@@ -1,0 +1,71 @@
+/**
+ * Parity of the service's preprocessing (sharp: src/imaging/decode.ts + eval-transform.ts) with the Python
+ * evaluation transform (PIL + torchvision), on the fixture images of test/fixtures/preprocess/:
+ * EXIF-rotated non-square JPEGs, non-square PNGs, an RGBA and a grayscale PNG, a 5x downscale.
+ * The reference tensors come from training/tools/dump_eval_transform.py (test/fixtures/preprocess-reference.json).
+ *
+ * Tolerance, after normalisation: max |diff| <= 0.05 per value and mean |diff| <= 0.005 per image.
+ * One 8-bit level is 1 / (255 * std) = 0.017 to 0.0175 after normalisation, so 0.05 allows ±2 levels
+ * (libvips' and PIL's bicubic differ in rounding of intermediate results); the mean bound catches any
+ * systematic error (a shifted crop, a wrong channel order or a missed EXIF rotation gives a mean of 0.1 or more).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { inspectImage } from '../../src/imaging/decode.js'
+import { applyEvalTransform } from '../../src/imaging/eval-transform.js'
+import type { EvalTransform } from '../../src/bundles/manifest.js'
+
+const MAX_ABS_DIFF = 0.05
+const MEAN_ABS_DIFF = 0.005
+
+interface ReferenceImage {
+  file: string
+  oriented_size: [number, number]
+  resized_size: [number, number]
+  shape: [number, number, number]
+  tensor_f32le_base64: string
+}
+
+const fixtures = new URL('../fixtures/', import.meta.url)
+const reference = JSON.parse(readFileSync(new URL('preprocess-reference.json', fixtures), 'utf8')) as {
+  eval_transform: EvalTransform
+  images: ReferenceImage[]
+}
+const limits = { maxImageBytes: 10_000_000, maxImagePixels: 10_000_000, minImageSide: 1, allowedFormats: ['jpeg', 'png', 'webp', 'gif'] }
+
+function decodeTensor (b64: string): Float32Array {
+  const bytes = Buffer.from(b64, 'base64')
+  const out = new Float32Array(bytes.length / 4)
+  for (let i = 0; i < out.length; i++) out[i] = bytes.readFloatLE(i * 4)
+  return out
+}
+
+test('the reference covers the required cases', () => {
+  const files = reference.images.map((i) => i.file)
+  assert.ok(files.some((f) => f.startsWith('exif-rotate') && f.endsWith('.jpg')))
+  assert.ok(files.some((f) => f.endsWith('.png')))
+  assert.ok(files.includes('rgba.png') && files.includes('gray.png'))
+})
+
+for (const ref of reference.images) {
+  test(`sharp preprocessing matches torchvision: ${ref.file}`, async () => {
+    const bytes = readFileSync(new URL(`preprocess/${ref.file}`, fixtures))
+    const source = await inspectImage(bytes, limits)
+    assert.deepEqual([source.width, source.height], ref.oriented_size, 'size after EXIF orientation')
+    const out = await applyEvalTransform(source, reference.eval_transform)
+    const expected = decodeTensor(ref.tensor_f32le_base64)
+    assert.equal(out.pixels.length, expected.length)
+    let max = 0
+    let sum = 0
+    for (let i = 0; i < expected.length; i++) {
+      const d = Math.abs(out.pixels[i] - expected[i])
+      max = Math.max(max, d)
+      sum += d
+    }
+    const mean = sum / expected.length
+    console.log(`# ${ref.file}: max |diff| ${max.toFixed(4)}, mean |diff| ${mean.toFixed(5)}`)
+    assert.ok(max <= MAX_ABS_DIFF, `${ref.file}: max |diff| ${max} > ${MAX_ABS_DIFF}`)
+    assert.ok(mean <= MEAN_ABS_DIFF, `${ref.file}: mean |diff| ${mean} > ${MEAN_ABS_DIFF}`)
+  })
+}
