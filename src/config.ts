@@ -34,7 +34,12 @@ export const ConfigSchema = Type.Object({
   retryAfterSeconds: Type.Integer({ default: 1, minimum: 0, description: 'Retry-After sent with QUEUE_FULL and SERVICE_UNAVAILABLE' }),
   requestDeadlineMs: Type.Integer({ default: 30_000, minimum: 1, description: 'a request not answered within this time gets 504 DEADLINE_EXCEEDED; its queued work is dropped' }),
   shutdownTimeoutMs: Type.Integer({ default: 10_000, minimum: 0, description: 'on SIGTERM, longest wait for queued work before exiting' }),
-  dbPath: Type.String({ default: './data/clmae.sqlite', description: 'SQLite file of the few-shot classifier store' })
+  dbPath: Type.String({ default: './data/clmae.sqlite', description: 'SQLite file of the few-shot classifier store' }),
+  maxClassifiers: Type.Integer({ default: 1000, minimum: 1, description: 'most stored few-shot classifiers; creating one more is 409 CLASSIFIER_LIMIT_REACHED' }),
+  classifierMaxExamplesPerRequest: Type.Integer({ default: 256, minimum: 1, description: 'most labelled examples in one create / add-examples request (413 CLASSIFIER_TOO_MANY_EXAMPLES)' }),
+  classifierMaxExamples: Type.Integer({ default: 5000, minimum: 2, description: 'most examples one classifier holds (422 CLASSIFIER_FULL)' }),
+  classifierMaxClasses: Type.Integer({ default: 100, minimum: 2, description: 'most labels of one classifier (422 CLASSIFIER_TOO_MANY_CLASSES)' }),
+  classifierMaxLabelChars: Type.Integer({ default: 64, minimum: 1, description: 'longest label, in characters (400 CLASSIFIER_LABEL_TOO_LONG)' })
 }, { additionalProperties: false })
 
 export type Config = Static<typeof ConfigSchema>
