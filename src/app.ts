@@ -1,0 +1,117 @@
+/**
+ * buildApp(config, deps) assembles the Fastify app and never listens (style rule 11): src/server.ts
+ * listens and handles signals; tests call buildApp and listen on 127.0.0.1 port 0 themselves.
+ *
+ * Decorations other modules use: app.config (Config), app.models (ModelRegistry: run a graph through its
+ * batcher with app.models.get(name).run(graph, feeds, { signal: request.clientSignal, deadline: request.deadline })),
+ * app.metrics (Metrics), app.lifecycle ({ ready, draining }).
+ * Route plugins are registered in ROUTES below, one per line.
+ */
+import { readFileSync } from 'node:fs'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { Ajv } from 'ajv'
+import addFormatsModule from 'ajv-formats'
+import sharp from 'sharp'
+import type { Config } from './config.js'
+import { ModelRegistry, type BackendFactory } from './bundles/model-registry.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import apiKeys from './http/plugins/api-keys.js'
+import bodyParsers from './http/plugins/body-parsers.js'
+import openapi from './http/plugins/openapi.js'
+import problemJson from './http/plugins/problem-json.js'
+import requestContext from './http/plugins/request-context.js'
+import requestMetrics from './http/plugins/request-metrics.js'
+import { ProblemSchema } from './http/schemas/common.js'
+import embeddingsRoutes from './http/routes/embeddings.js'
+import healthRoutes from './http/routes/health.js'
+import modelsRoutes from './http/routes/models.js'
+import uiRoutes from './http/routes/ui.js'
+
+export interface Lifecycle {
+  /** sessions created and warmed up */
+  ready: boolean
+  /** SIGTERM received: finishing queued work */
+  draining: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    models: ModelRegistry
+    metrics: Metrics
+    lifecycle: Lifecycle
+  }
+}
+
+export interface AppDeps {
+  /** a ready registry (tests, OpenAPI generation); otherwise loaded from config.modelsDir */
+  registry?: ModelRegistry
+  backendFactory?: BackendFactory
+  metrics?: Metrics
+  /** Fastify logger option; default: pino JSON at config.logLevel */
+  logger?: FastifyServerOptions['logger']
+}
+
+const ROUTES = [
+  healthRoutes,
+  modelsRoutes,
+  embeddingsRoutes,
+  uiRoutes
+]
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: deps.logger ?? { level: config.logLevel },
+    bodyLimit: config.bodyLimitBytes,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle'
+  })
+  app.setValidatorCompiler(buildValidatorCompiler())
+  sharp.concurrency(config.sharpConcurrency)
+
+  const metrics = deps.metrics ?? createMetrics()
+  const registry = deps.registry ?? await ModelRegistry.load(config, { logger: app.log, metrics, backendFactory: deps.backendFactory })
+  app.decorate('config', config)
+  app.decorate('models', registry)
+  app.decorate('metrics', metrics)
+  app.decorate('lifecycle', { ready: false, draining: false } satisfies Lifecycle)
+  app.addHook('onClose', async () => { await registry.close() })
+
+  app.addSchema(ProblemSchema)
+  await app.register(problemJson, { metrics })
+  await app.register(requestContext, { requestDeadlineMs: config.requestDeadlineMs })
+  await app.register(requestMetrics, { metrics })
+  await app.register(apiKeys, { apiKeys: config.apiKeys, protectMetrics: config.protectMetrics })
+  await app.register(bodyParsers, config)
+  await app.register(openapi, { version: VERSION, apiKeys: config.apiKeys.length > 0 })
+  for (const routes of ROUTES) await app.register(routes)
+  return app
+}
+
+/** Runs every graph once and marks the app ready (/readyz 200). server.ts calls it after listen. */
+export async function warmUpApp (app: FastifyInstance): Promise<void> {
+  await app.models.warmUp(app.config.maxBatchSize)
+  app.lifecycle.ready = true
+}
+
+/**
+ * Fastify's Ajv settings (coercion, defaults, no extra properties), except that request bodies of
+ * content types other than JSON (multipart, raw images) are not validated here: their schemas only
+ * document them, and src/http/image-inputs.ts reads and validates them.
+ */
+function buildValidatorCompiler () {
+  const addFormats = addFormatsModule as unknown as (a: Ajv) => void
+  // query strings and headers are strings: coerce them; JSON bodies carry types: a wrong type is an error
+  const coercing = new Ajv({ coerceTypes: 'array', useDefaults: true, removeAdditional: true, allErrors: false, strict: false })
+  const strictTypes = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: true, allErrors: false, strict: false })
+  addFormats(coercing)
+  addFormats(strictTypes)
+  return ({ schema, httpPart, contentType }: { schema: object, httpPart?: string, contentType?: string }) => {
+    if (httpPart === 'body' && contentType !== undefined && contentType !== 'application/json') return () => true
+    return (httpPart === 'body' ? strictTypes : coercing).compile(schema)
+  }
+}

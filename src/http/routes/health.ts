@@ -1,0 +1,42 @@
+/**
+ * GET /livez (the process answers), GET /readyz (sessions created and warmed up, not draining),
+ * GET /metrics (Prometheus text). None of them needs an API key (except /metrics with protectMetrics)
+ * and none goes through a queue.
+ */
+import { Type } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import { ApiError } from '../../errors.js'
+import { errorResponses } from '../schemas/common.js'
+
+const StatusSchema = Type.Object({ status: Type.String() })
+
+export default async function healthRoutes (app: FastifyInstance): Promise<void> {
+  app.get('/livez', { schema: { tags: ['health'], summary: 'Liveness', response: { 200: StatusSchema } } }, async () => ({ status: 'ok' }))
+  app.get('/readyz', {
+    schema: {
+      tags: ['health'],
+      summary: 'Readiness: 200 once every bundle is loaded and warmed up; 503 before that and while draining on shutdown',
+      response: { 200: StatusSchema, ...errorResponses(['SERVICE_UNAVAILABLE']) }
+    }
+  }, readiness)
+  app.get('/metrics', {
+    schema: {
+      tags: ['health'],
+      summary: 'Prometheus metrics (clmae_* and process defaults)',
+      produces: ['text/plain'],
+      response: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } }, ...errorResponses(['AUTH_KEY_MISSING', 'AUTH_KEY_INVALID']) }
+    }
+  }, metrics)
+}
+
+async function readiness (this: FastifyInstance): Promise<{ status: string }> {
+  const { ready, draining } = this.lifecycle
+  if (draining) throw new ApiError('SERVICE_UNAVAILABLE', 'shutting down: finishing queued work', { headers: { 'retry-after': String(this.config.retryAfterSeconds) } })
+  if (!ready) throw new ApiError('SERVICE_UNAVAILABLE', 'starting: loading and warming up the models', { headers: { 'retry-after': String(this.config.retryAfterSeconds) } })
+  return { status: 'ready' }
+}
+
+async function metrics (this: FastifyInstance, _request: unknown, reply: FastifyReply): Promise<string> {
+  reply.type(this.metrics.registry.contentType)
+  return this.metrics.registry.metrics()
+}

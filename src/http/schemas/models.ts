@@ -1,0 +1,28 @@
+/**
+ * GET /v1/models: the loaded bundles with their manifests, verified sha256 per graph, the execution
+ * provider in use and the batching settings.
+ */
+import { Type, type Static } from '@sinclair/typebox'
+
+export const ModelInfoSchema = Type.Object({
+  id: Type.String({ description: 'the model name to pass as `model`' }),
+  object: Type.Literal('model'),
+  default: Type.Boolean({ description: 'used when a request names no model' }),
+  method: Type.Union([Type.Literal('clmae'), Type.Literal('mae')], { description: 'clmae: has the learned masking module (keep_scores graph); mae: random-mask baseline' }),
+  manifest: Type.Object({}, { additionalProperties: true, description: 'the bundle\'s manifest.json (training/bundle-format/manifest.schema.json)' }),
+  sha256: Type.Record(Type.String(), Type.String(), { description: 'graph name -> sha256 hex of its ONNX file, verified at load' }),
+  execution_provider: Type.String({ description: 'onnxruntime execution provider in use: cpu or cuda' }),
+  batching: Type.Object({
+    max_batch_size: Type.Integer(),
+    max_wait_ms: Type.Number(),
+    max_queue: Type.Integer(),
+    queue_depth: Type.Record(Type.String(), Type.Integer(), { description: 'images waiting now, by graph' })
+  })
+})
+
+export const ModelsResponseSchema = Type.Object({
+  object: Type.Literal('list'),
+  data: Type.Array(ModelInfoSchema)
+})
+
+export type ModelsResponse = Static<typeof ModelsResponseSchema>

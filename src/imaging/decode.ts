@@ -1,0 +1,94 @@
+/**
+ * Decoding of untrusted image bytes with sharp, with every limit checked before pixels are decoded:
+ * byte size, format allow-list, declared pixel count (the PNG that declares 50000 x 50000 never gets
+ * decoded), shortest side. Decoding itself fails on truncated or corrupt data (failOn: 'error'),
+ * applies the EXIF orientation and keeps only the first frame of an animation.
+ * Every violation is an ApiError with its own IMAGE_* code, never a 500.
+ */
+import sharp from 'sharp'
+import { ApiError } from '../errors.js'
+
+export interface ImageLimits {
+  maxImageBytes: number
+  maxImagePixels: number
+  minImageSide: number
+  allowedFormats: readonly string[]
+}
+
+export interface ImageSource {
+  bytes: Buffer
+  /** sharp's format name: jpeg, png, webp, gif, tiff, ... */
+  format: string
+  /** size after EXIF orientation, first frame only */
+  width: number
+  height: number
+  /** a fresh sharp pipeline on the bytes: limits set, EXIF-oriented, first frame */
+  pipeline: () => sharp.Sharp
+}
+
+export interface RgbImage {
+  /** H x W x 3 uint8, row-major, channel last */
+  data: Buffer
+  width: number
+  height: number
+}
+
+/** Reads the header only and checks every limit. Decoding happens later, in the caller's pipeline. */
+export async function inspectImage (bytes: Buffer, limits: ImageLimits): Promise<ImageSource> {
+  if (bytes.length === 0) throw new ApiError('IMAGE_MISSING', 'an image is empty (0 bytes)')
+  if (bytes.length > limits.maxImageBytes) {
+    throw new ApiError('IMAGE_TOO_LARGE', `an image has ${bytes.length} bytes; the limit is ${limits.maxImageBytes}`)
+  }
+  const pipeline = (): sharp.Sharp => sharp(bytes, {
+    limitInputPixels: limits.maxImagePixels,
+    failOn: 'error', // truncated or corrupt data is an error, not a grey tail
+    autoOrient: true,
+    pages: 1, // first frame of an animation
+    page: 0
+  })
+  let meta: sharp.Metadata
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata()
+  } catch (error) {
+    throw new ApiError('IMAGE_UNREADABLE', `not a readable image: ${sharpMessage(error)}`)
+  }
+  const format = meta.format as string | undefined
+  if (format === undefined || !limits.allowedFormats.includes(format)) {
+    throw new ApiError('IMAGE_FORMAT_UNSUPPORTED', `image format ${format ?? 'unknown'} is not allowed; allowed: ${limits.allowedFormats.join(', ')}`)
+  }
+  const rawWidth = meta.width ?? 0
+  const rawHeight = meta.pageHeight ?? meta.height ?? 0
+  if (rawWidth * rawHeight > limits.maxImagePixels) {
+    throw new ApiError('IMAGE_TOO_MANY_PIXELS', `an image declares ${rawWidth} x ${rawHeight} = ${rawWidth * rawHeight} pixels; the limit is ${limits.maxImagePixels}`)
+  }
+  const swap = (meta.orientation ?? 1) >= 5 // EXIF orientations 5..8 rotate by 90 degrees
+  const width = swap ? rawHeight : rawWidth
+  const height = swap ? rawWidth : rawHeight
+  if (Math.min(width, height) < limits.minImageSide) {
+    throw new ApiError('IMAGE_TOO_SMALL', `an image is ${width} x ${height}; the shortest side must be at least ${limits.minImageSide} pixels`)
+  }
+  return { bytes, format, width, height, pipeline }
+}
+
+/** Runs a pipeline to 8-bit RGB pixels, mapping decode failures to IMAGE_* errors. */
+export async function toRgb (pipeline: sharp.Sharp): Promise<RgbImage> {
+  try {
+    const { data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true })
+    if (info.channels !== 3) throw new Error(`decoded ${info.channels} channels instead of 3. This is a bug.`)
+    return { data, width: info.width, height: info.height }
+  } catch (error) {
+    if (error instanceof Error && error.message.endsWith('This is a bug.')) throw error
+    const message = sharpMessage(error)
+    if (/pixel limit/i.test(message)) throw new ApiError('IMAGE_TOO_MANY_PIXELS', message)
+    throw new ApiError('IMAGE_UNREADABLE', `the image could not be decoded (truncated or corrupt?): ${message}`)
+  }
+}
+
+/** The whole image as RGB after orientation (first frame). */
+export async function decodeRgb (source: ImageSource): Promise<RgbImage> {
+  return toRgb(source.pipeline())
+}
+
+function sharpMessage (error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0].trim()
+}

@@ -1,0 +1,71 @@
+/**
+ * The bundle's evaluation transform (manifest.eval_transform) with sharp, reproducing torchvision's
+ * Resize(shorter side, bicubic, antialias) + CenterCrop + ToTensor + Normalize on a PIL image:
+ * RGB, EXIF orientation, first frame, resize of the shorter side (torchvision's size rule: the longer side
+ * becomes floor(size * long / short)), centre crop with Python's round-half-to-even offsets, [0, 1],
+ * (x - mean) / std, layout CHW float32.
+ * sharp decodes (full resolution, oriented, RGB); the resize and crop are Pillow's own algorithm
+ * (src/imaging/resample.ts), computed for the crop window only: sharp's resize differs from PIL by up to
+ * 13 levels on downscales and by a half-pixel shift on upscales, while this matches torchvision's output
+ * exactly on test/fixtures/preprocess/ (test/imaging/eval-transform.test.ts).
+ */
+import type { EvalTransform } from '../bundles/manifest.js'
+import type { Metrics } from '../metrics.js'
+import { toRgb, type ImageSource } from './decode.js'
+import { resampleRgb } from './resample.js'
+
+export interface TransformedImage {
+  /** (3, S, S) float32, normalised, channel first; S = center_crop */
+  pixels: Float32Array
+  /** the S x S x 3 uint8 crop before normalisation (for panels and overlays) */
+  crop: Buffer
+  size: number
+}
+
+/** Python's round(): halves go to the even neighbour (torchvision's crop offsets use it). */
+export function roundHalfEven (x: number): number {
+  const r = Math.round(x)
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r
+}
+
+/** torchvision Resize(int) output size for a (width, height) image. */
+export function resizedSize (width: number, height: number, shorter: number): { width: number, height: number } {
+  if (width <= height) return { width: shorter, height: Math.floor(shorter * height / width) }
+  return { width: Math.floor(shorter * width / height), height: shorter }
+}
+
+export async function applyEvalTransform (source: ImageSource, transform: EvalTransform, metrics?: Metrics): Promise<TransformedImage> {
+  const t0 = performance.now()
+  const target = resizedSize(source.width, source.height, transform.resize_shorter_side)
+  const decoded = await toRgb(source.pipeline())
+  const S = transform.center_crop
+  if (target.width < S || target.height < S) throw new Error(`resized image ${target.width} x ${target.height} is smaller than the crop ${S}; the manifest's resize_shorter_side must be >= center_crop. This is a bug.`)
+  const top = roundHalfEven((target.height - S) / 2)
+  const left = roundHalfEven((target.width - S) / 2)
+  // (S, S, 3): the centre-crop window of the resized image
+  const rgb = resampleRgb(decoded, target.width, target.height, transform.interpolation, { left, top, width: S, height: S })
+  const t1 = performance.now()
+  const pixels = new Float32Array(3 * S * S) // (3, S, S)
+  const crop = Buffer.alloc(S * S * 3) // (S, S, 3)
+  const scale = [0, 1, 2].map((c) => 1 / (255 * transform.std[c]))
+  const shift = [0, 1, 2].map((c) => transform.mean[c] / transform.std[c])
+  const plane = S * S
+  for (let y = 0; y < S; y++) {
+    let src = y * S * 3
+    for (let x = 0; x < S; x++) {
+      const o = y * S + x
+      for (let c = 0; c < 3; c++) {
+        const v = rgb.data[src + c]
+        crop[o * 3 + c] = v
+        pixels[c * plane + o] = v * scale[c] - shift[c]
+      }
+      src += 3
+    }
+  }
+  if (metrics !== undefined) {
+    metrics.preprocessDuration.observe({ stage: 'decode' }, (t1 - t0) / 1000)
+    metrics.preprocessDuration.observe({ stage: 'normalize' }, (performance.now() - t1) / 1000)
+    metrics.imagePixels.observe(source.width * source.height)
+  }
+  return { pixels, crop, size: S }
+}
