@@ -43,7 +43,7 @@ export function createMetrics (options: { defaultMetrics?: boolean } = {}): Metr
     batchSize: new Histogram({ name: 'clmae_batch_size', help: 'images per inference call', labelNames: ['model', 'graph'], buckets: BATCH_BUCKETS, registers }),
     queueDepth: new Gauge({ name: 'clmae_queue_depth', help: 'images waiting in a graph queue', labelNames: ['model', 'graph'], registers }),
     rejections: new Counter({ name: 'clmae_rejections_total', help: 'refused or dropped requests by reason (an error code)', labelNames: ['reason'], registers }),
-    preprocessDuration: new Histogram({ name: 'clmae_preprocess_duration_seconds', help: 'image preprocessing time by stage (decode = decode + orient + resize in sharp; normalize = crop + mean/std)', labelNames: ['stage'], buckets: STAGE_BUCKETS, registers }),
+    preprocessDuration: new Histogram({ name: 'clmae_preprocess_duration_seconds', help: 'image preprocessing time by stage (decode: sharp decode + orient; resize: Pillow-exact resample of the crop window; normalize: mean/std to CHW float32)', labelNames: ['stage'], buckets: STAGE_BUCKETS, registers }),
     imagePixels: new Histogram({ name: 'clmae_image_pixels', help: 'decoded input image size (width x height)', buckets: PIXEL_BUCKETS, registers }),
     classifiers: new Gauge({ name: 'clmae_classifiers', help: 'few-shot classifiers in the store', registers }),
     classifierFitDuration: new Histogram({ name: 'clmae_classifier_fit_seconds', help: 'time to fit (or refit) a few-shot classifier, cross-validation included', labelNames: ['method'], buckets: DURATION_BUCKETS, registers })

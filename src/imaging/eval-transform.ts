@@ -37,7 +37,8 @@ export function resizedSize (width: number, height: number, shorter: number): { 
 export async function applyEvalTransform (source: ImageSource, transform: EvalTransform, metrics?: Metrics): Promise<TransformedImage> {
   const t0 = performance.now()
   const target = resizedSize(source.width, source.height, transform.resize_shorter_side)
-  const decoded = await toRgb(source.pipeline())
+  const decoded = await toRgb(source.pipeline()) // (H, W, 3) uint8, oriented, first frame
+  const tDecoded = performance.now()
   const S = transform.center_crop
   if (target.width < S || target.height < S) throw new Error(`resized image ${target.width} x ${target.height} is smaller than the crop ${S}; the manifest's resize_shorter_side must be >= center_crop. This is a bug.`)
   const top = roundHalfEven((target.height - S) / 2)
@@ -63,7 +64,8 @@ export async function applyEvalTransform (source: ImageSource, transform: EvalTr
     }
   }
   if (metrics !== undefined) {
-    metrics.preprocessDuration.observe({ stage: 'decode' }, (t1 - t0) / 1000)
+    metrics.preprocessDuration.observe({ stage: 'decode' }, (tDecoded - t0) / 1000)
+    metrics.preprocessDuration.observe({ stage: 'resize' }, (t1 - tDecoded) / 1000)
     metrics.preprocessDuration.observe({ stage: 'normalize' }, (performance.now() - t1) / 1000)
     metrics.imagePixels.observe(source.width * source.height)
   }
