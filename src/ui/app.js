@@ -7,7 +7,7 @@ import { clearProblem, showProblem } from './dom.js'
 import { createMaskAudit } from './mask-audit.js'
 import { createFewShot } from './fewshot.js'
 
-/** @typedef {{id: string, default: boolean, method: 'clmae' | 'mae', manifest: any, sha256: {graph: string}}} ModelInfo */
+/** @typedef {{id: string, default: boolean, method: 'clmae' | 'mae', manifest: any, sha256: Record<string, string>}} ModelInfo sha256: graph name -> hex */
 
 const modelSelect = /** @type {HTMLSelectElement} */ (document.getElementById('model-select'))
 const modelInfo = /** @type {HTMLElement} */ (document.getElementById('model-info'))
@@ -47,8 +47,10 @@ async function loadModels () {
 
 function onModelChange () {
   const model = currentModel()
-  modelInfo.textContent = model ? `sha256 ${model.sha256.graph.slice(0, 12)}…` : ''
-  modelInfo.title = model ? model.sha256.graph : ''
+  // The encoder is the graph behind embeddings and classifiers; every graph's hash is in the title.
+  const encoder = model?.sha256?.encoder ?? Object.values(model?.sha256 ?? {})[0] ?? ''
+  modelInfo.textContent = model ? `encoder sha256 ${encoder.slice(0, 12)}…` : ''
+  modelInfo.title = model ? Object.entries(model.sha256 ?? {}).map(([g, hex]) => `${g}: ${hex}`).join('\n') : ''
   maskAudit.onModelChange()
   fewShot.onModelChange()
 }

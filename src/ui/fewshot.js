@@ -165,7 +165,7 @@ function labelSummary (labels) {
 
 /** @param {any} c a classifier: cv accuracy as a number or {value|accuracy, scheme}, null when undefined */
 function accuracyText (c) {
-  const cv = c.cv_accuracy ?? c.cross_validation ?? null
+  const cv = c.cross_validation ?? c.cv ?? c.cv_accuracy ?? null
   if (cv === null || cv === undefined) return 'not defined (a label has a single example)'
   if (typeof cv === 'number') return `${(cv * 100).toFixed(1)}%${c.cv_scheme ? ` (${c.cv_scheme})` : ''}`
   const value = cv.accuracy ?? cv.value
@@ -174,11 +174,11 @@ function accuracyText (c) {
 }
 
 /**
- * @param {File} file @param {any} result {predictions|labels|top_k: [{label, probability}], abstained?}
+ * @param {File} file @param {any} result {label, abstained, top: [{label, probability}] (most probable first)}
  */
 function predictionView (file, result) {
-  const top = result?.predictions ?? result?.top_k ?? result?.labels ?? []
-  return h('figure', { class: 'prediction', dataset: { predictedLabel: top[0]?.label ?? '', abstained: String(Boolean(result?.abstained)) } },
+  const top = result?.top ?? result?.predictions ?? result?.top_k ?? []
+  return h('figure', { class: 'prediction', dataset: { predictedLabel: result?.abstained ? '' : (result?.label ?? top[0]?.label ?? ''), abstained: String(Boolean(result?.abstained)) } },
     h('img', { src: URL.createObjectURL(file), alt: file.name, width: 96, height: 96 }),
     h('figcaption', {},
       h('p', {}, h('strong', {}, file.name), result?.abstained ? ' – abstained (below the threshold)' : ''),

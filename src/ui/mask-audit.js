@@ -245,7 +245,8 @@ export function createMaskAudit ({ currentModel }) {
     const rows = [
       ['model', m?.model ?? recon?.model ?? model.id],
       ['method', model.method],
-      ['model sha256', m?.model_sha256 ?? recon?.model_sha256 ?? model.sha256.graph],
+      ['model sha256', m?.model_sha256 ?? recon?.model_sha256 ?? '–'],
+      ['graph sha256s', Object.entries(model.sha256 ?? {}).map(([g, hex]) => `${g} ${hex}`).join('\n')],
       ['grid', m ? `${m.grid.rows} × ${m.grid.cols} patches of ${m.patch_size} px` : recon ? `${recon.grid.rows} × ${recon.grid.cols}` : '–'],
       ['mask ratio (API)', m ? `${m.mask_ratio} → ${m.num_kept} kept` : recon ? String(recon.mask_ratio) : '–'],
       ['random seed', String(state.seed ?? '–')],
