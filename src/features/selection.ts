@@ -22,9 +22,12 @@ export interface Selection {
   mask: Uint8Array
 }
 
-/** K = floor(L * (1 - mask_ratio)), exactly as Python's int(L * (1 - r)) in training. */
+/**
+ * K = floor(L * (1 - mask_ratio)), computed as training/clmae/selection.py's num_kept does: with 1e-9 added
+ * before flooring, so a product like 0.9999999999999998 (float error for an exact integer) is not floored down.
+ */
 export function keptCount (L: number, maskRatio: number): number {
-  return Math.floor(L * (1 - maskRatio))
+  return Math.floor(L * (1 - maskRatio) + 1e-9)
 }
 
 /**

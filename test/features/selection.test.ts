@@ -19,6 +19,7 @@ test('K = floor(L * (1 - r)) as in training', () => {
   assert.equal(keptCount(64, 0.75), 16)
   assert.equal(keptCount(64, 0.9), 6) // 6.3999... floors
   assert.equal(keptCount(196, 0.75), 49)
+  assert.equal(keptCount(10, 0.9), 1) // 10 * 0.09999999999999998: training's + 1e-9 keeps it at 1
   assert.equal(checkedKeptCount(64, 0.5), 32)
   assert.equal(codeOf(() => checkedKeptCount(64, 0.999)), 'MASK_RATIO_INVALID') // K = 0
   assert.equal(checkedKeptCount(64, 0.001), 63) // 63.936 floors to 63 = L - 1: allowed
