@@ -22,6 +22,7 @@ import problemJson from './http/plugins/problem-json.js'
 import requestContext from './http/plugins/request-context.js'
 import requestMetrics from './http/plugins/request-metrics.js'
 import { ProblemSchema } from './http/schemas/common.js'
+import classifiersRoutes from './http/routes/classifiers.js'
 import embeddingsRoutes from './http/routes/embeddings.js'
 import healthRoutes from './http/routes/health.js'
 import modelsRoutes from './http/routes/models.js'
@@ -56,6 +57,7 @@ const ROUTES = [
   healthRoutes,
   modelsRoutes,
   embeddingsRoutes,
+  classifiersRoutes,
   uiRoutes
 ]
 

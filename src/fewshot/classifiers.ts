@@ -39,7 +39,7 @@ export interface CrossValidationReport {
   accuracy: number | null
   /** logreg only: the L2 strength used (sklearn's C) and how it was chosen */
   C?: number
-  C_selection?: 'cross-validation' | 'default (no cross-validation possible)'
+  C_selection?: string
 }
 
 export interface ProbeFit {

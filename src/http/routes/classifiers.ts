@@ -1,0 +1,429 @@
+/**
+ * /v1/classifiers: few-shot classifiers fitted on the served embeddings (issue 4).
+ *   POST   /v1/classifiers                 create from labelled examples (JSON or multipart), 201
+ *   GET    /v1/classifiers                 list (paged by cursor)
+ *   GET    /v1/classifiers/{id}            one classifier
+ *   DELETE /v1/classifiers/{id}            204
+ *   POST   /v1/classifiers/{id}/examples   add examples and refit (version + 1)
+ *   POST   /v1/classifiers/{id}/predict    top-k labels, optional abstain threshold
+ *   POST   /v1/classifiers/{id}/reembed    re-embed the kept images with another model and refit
+ *   GET    /v1/classifiers/{id}/export     weights, normalisation, labels, pinned encoder sha256
+ *   POST   /v1/classifiers/import          a new classifier from an export, 201
+ * The store (SQLite at config.dbPath) opens on first use, so building the app for OpenAPI writes nothing.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { Ajv, type ValidateFunction } from 'ajv'
+import type { TSchema } from '@sinclair/typebox'
+import { ApiError, type ErrorCode } from '../../errors.js'
+import type { LoadedModel } from '../../bundles/model-registry.js'
+import { assertSamePin, embeddingsMatrix, fitProbe, predictProbe, validateProbe, type EmbeddingPin, type FittedProbe, type ProbeMethod } from '../../fewshot/classifiers.js'
+import { embedInChunks, encoderSha256 } from '../../fewshot/embed-examples.js'
+import { openDatabase, type SqliteDatabase } from '../../storage/database.js'
+import { ClassifierStore, type NewExample, type RefitResult, type StoredClassifier, type StoredExample } from '../../storage/classifier-store.js'
+import { decodeImageString, readImageRequest } from '../image-inputs.js'
+import { COMMON_ERRORS, IMAGE_ERRORS, errorResponses } from '../schemas/common.js'
+import {
+  AddExamplesJsonRequestSchema, AddExamplesOptionsSchema, ClassifierIdParamsSchema, ClassifierSchema, CreateJsonRequestSchema, CreateMultipartSchema,
+  CreateOptionsSchema, ExportQuerySchema, ExportSchema, ListQuerySchema, ListResponseSchema, PredictJsonRequestSchema, PredictOptionsSchema,
+  PredictResponseSchema, ReembedRequestSchema,
+  type Classifier, type ClassifierExport, type ClassifierIdParams, type CreateOptions, type ListQuery, type ListResponse, type PredictOptions,
+  type PredictResponse, type ReembedRequest
+} from '../schemas/classifiers.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** the few-shot classifier store; opened on first access */
+    classifierStore: ClassifierStore
+  }
+}
+
+const NOT_FOUND: ErrorCode[] = ['CLASSIFIER_NOT_FOUND']
+const EXAMPLE_ERRORS: ErrorCode[] = [
+  ...IMAGE_ERRORS, 'CLASSIFIER_EXAMPLES_MISSING', 'CLASSIFIER_LABEL_MISSING', 'CLASSIFIER_LABEL_TOO_LONG', 'CLASSIFIER_TOO_MANY_EXAMPLES',
+  'CLASSIFIER_FULL', 'CLASSIFIER_TOO_MANY_CLASSES', 'CLASSIFIER_TOO_FEW_CLASSES', 'CLASSIFIER_EMBEDDING_INVALID'
+]
+const JSON_AND_MULTIPART = (json: TSchema, multipart: TSchema) => ({ content: { 'application/json': { schema: json }, 'multipart/form-data': { schema: multipart } } })
+
+export default async function classifiersRoutes (app: FastifyInstance): Promise<void> {
+  let db: SqliteDatabase | undefined
+  let store: ClassifierStore | undefined
+  app.decorate('classifierStore', {
+    getter () {
+      if (store === undefined) {
+        db = openDatabase(app.config.dbPath)
+        store = new ClassifierStore(db)
+        app.metrics.classifiers.set(store.count())
+      }
+      return store
+    }
+  })
+  app.addHook('onClose', async () => { db?.close() })
+
+  const tags = ['classifiers']
+  app.post('/v1/classifiers', {
+    schema: {
+      tags,
+      summary: 'Create a few-shot classifier from labelled examples',
+      description: 'JSON: `examples: [{label, input | embedding}]` plus options. Multipart: one file part per image and one `label` text field per file, in order; options as text fields. The embeddings are computed with `model` (default: the default model) and the classifier is pinned to its encoder sha256, pooling and normalisation. Answers 201 with the cross-validated accuracy (null when a label has a single example).',
+      body: JSON_AND_MULTIPART(CreateJsonRequestSchema, CreateMultipartSchema),
+      response: { 201: ClassifierSchema, ...errorResponses([...COMMON_ERRORS, ...EXAMPLE_ERRORS, 'CLASSIFIER_LIMIT_REACHED']) }
+    }
+  }, createClassifier)
+  app.get('/v1/classifiers', {
+    schema: { tags, summary: 'List classifiers (oldest first, paged)', querystring: ListQuerySchema, response: { 200: ListResponseSchema, ...errorResponses(COMMON_ERRORS) } }
+  }, listClassifiers)
+  app.post('/v1/classifiers/import', {
+    schema: {
+      tags,
+      summary: 'Import a classifier from an export',
+      description: 'Takes the JSON of GET /v1/classifiers/{id}/export and stores it as a new classifier (new id), pinned to the export\'s encoder sha256. Without `examples` it can predict but not be refitted.',
+      body: ExportSchema,
+      response: { 201: ClassifierSchema, ...errorResponses([...COMMON_ERRORS, 'CLASSIFIER_IMPORT_INVALID', 'CLASSIFIER_LABEL_TOO_LONG', 'CLASSIFIER_TOO_MANY_CLASSES', 'CLASSIFIER_FULL', 'CLASSIFIER_EMBEDDING_INVALID', 'CLASSIFIER_LIMIT_REACHED']) }
+    }
+  }, importClassifier)
+  app.get('/v1/classifiers/:id', {
+    schema: { tags, summary: 'Get one classifier', params: ClassifierIdParamsSchema, response: { 200: ClassifierSchema, ...errorResponses([...COMMON_ERRORS, ...NOT_FOUND]) } }
+  }, getClassifier)
+  app.delete('/v1/classifiers/:id', {
+    schema: { tags, summary: 'Delete a classifier and its examples', params: ClassifierIdParamsSchema, response: { 204: { type: 'null', description: 'deleted' }, ...errorResponses([...COMMON_ERRORS, ...NOT_FOUND]) } }
+  }, deleteClassifier)
+  app.post('/v1/classifiers/:id/examples', {
+    schema: {
+      tags,
+      summary: 'Add labelled examples and refit (the version goes up)',
+      description: 'Same example forms as creation. Images are embedded with the pinned model (409 CLASSIFIER_MODEL_MISMATCH when the loaded one has another encoder sha256).',
+      params: ClassifierIdParamsSchema,
+      body: JSON_AND_MULTIPART(AddExamplesJsonRequestSchema, CreateMultipartSchema),
+      response: { 200: ClassifierSchema, ...errorResponses([...COMMON_ERRORS, ...NOT_FOUND, ...EXAMPLE_ERRORS, 'CLASSIFIER_MODEL_MISMATCH', 'CLASSIFIER_NOT_REFITTABLE']) }
+    }
+  }, addExamples)
+  app.post('/v1/classifiers/:id/predict', {
+    schema: {
+      tags,
+      summary: 'Classify images (or embeddings)',
+      description: 'Top-k labels with probabilities per image; `label` is null and `abstained` true when the top probability is below `threshold`. `model` defaults to the pinned model (else the default model); a model whose encoder sha256 differs from the pinned one is 409 CLASSIFIER_MODEL_MISMATCH. Images: JSON `input`, multipart files, or one raw image body with options in the query string.',
+      params: ClassifierIdParamsSchema,
+      querystring: PredictOptionsSchema,
+      body: { content: { 'application/json': { schema: PredictJsonRequestSchema }, 'multipart/form-data': { schema: { type: 'object', description: 'images as file parts; options as text fields' } }, 'image/*': { schema: { type: 'string', format: 'binary' } } } },
+      response: { 200: PredictResponseSchema, ...errorResponses([...COMMON_ERRORS, ...NOT_FOUND, ...IMAGE_ERRORS, 'BATCH_TOO_LARGE', 'CLASSIFIER_MODEL_MISMATCH', 'CLASSIFIER_EMBEDDING_INVALID']) }
+    }
+  }, predict)
+  app.post('/v1/classifiers/:id/reembed', {
+    schema: {
+      tags,
+      summary: 'Re-embed the kept images with a model and refit',
+      description: 'For classifiers created with keep_images=true: embeds every stored image with `model` (default: the default model), pins the classifier to it and refits (version + 1).',
+      params: ClassifierIdParamsSchema,
+      body: ReembedRequestSchema,
+      response: { 200: ClassifierSchema, ...errorResponses([...COMMON_ERRORS, ...NOT_FOUND, ...IMAGE_ERRORS, 'CLASSIFIER_IMAGES_NOT_KEPT', 'CLASSIFIER_TOO_FEW_CLASSES']) }
+    }
+  }, reembed)
+  app.get('/v1/classifiers/:id/export', {
+    schema: { tags, summary: 'Export weights, normalisation, labels and the pinned encoder sha256', params: ClassifierIdParamsSchema, querystring: ExportQuerySchema, response: { 200: ExportSchema, ...errorResponses([...COMMON_ERRORS, ...NOT_FOUND]) } }
+  }, exportClassifier)
+}
+
+// ---- handlers
+
+interface IncomingExample { label: string, image?: Buffer, embedding?: number[] }
+
+async function createClassifier (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<Classifier> {
+  const { examples, options: raw } = await readExamples(this, request, CreateOptionsSchema)
+  const options = raw as CreateOptions
+  checkExamples(this, examples, 0, new Set())
+  const model = this.models.get(options.model)
+  const pin: EmbeddingPin = { model: model.id, sha256: encoderSha256(model), pooling: options.pooling ?? 'mean', normalize: options.normalize ?? true }
+  const method: ProbeMethod = options.method ?? 'logreg'
+  const keepImages = options.keep_images ?? false
+  const embedded = await embedExamples(this, request, model, pin, examples)
+  const store = this.classifierStore
+  if (store.count() >= this.config.maxClassifiers) {
+    throw new ApiError('CLASSIFIER_LIMIT_REACHED', `the store holds ${this.config.maxClassifiers} classifiers (CLMAE_MAX_CLASSIFIERS); delete one first`)
+  }
+  const refit = refitter(this, method, options.seed ?? 0, options.knn_k)
+  const fit = refit(embedded.map((e, i) => ({ id: i, label: e.label, embedding: Float32Array.from(e.embedding as ArrayLike<number>), image: null })))
+  const created = store.create({ name: options.name ?? '', method, pin, keepImages, dim: model.manifest.dims.embed_dim, refittable: true }, fit, embedded, { maxClassifiers: this.config.maxClassifiers })
+  this.metrics.classifiers.set(store.count())
+  reply.status(201)
+  return toView(created)
+}
+
+async function listClassifiers (this: FastifyInstance, request: FastifyRequest<{ Querystring: ListQuery }>): Promise<ListResponse> {
+  const page = this.classifierStore.list({ limit: request.query.limit ?? 20, cursor: request.query.cursor })
+  return { object: 'list', data: page.items.map(toView), next_cursor: page.nextCursor }
+}
+
+async function getClassifier (this: FastifyInstance, request: FastifyRequest<{ Params: ClassifierIdParams }>): Promise<Classifier> {
+  return toView(this.classifierStore.require(request.params.id))
+}
+
+async function deleteClassifier (this: FastifyInstance, request: FastifyRequest<{ Params: ClassifierIdParams }>, reply: FastifyReply): Promise<void> {
+  const store = this.classifierStore
+  if (!store.delete(request.params.id)) throw new ApiError('CLASSIFIER_NOT_FOUND', `no classifier has id ${JSON.stringify(request.params.id)}`)
+  this.metrics.classifiers.set(store.count())
+  reply.status(204).send()
+}
+
+async function addExamples (this: FastifyInstance, request: FastifyRequest<{ Params: ClassifierIdParams }>): Promise<Classifier> {
+  const store = this.classifierStore
+  const current = store.require(request.params.id)
+  if (!current.refittable) throw new ApiError('CLASSIFIER_NOT_REFITTABLE', `classifier ${current.id} was imported without its example embeddings; create a new one instead`)
+  const { examples, options } = await readExamples(this, request, AddExamplesOptionsSchema)
+  checkExamples(this, examples, current.numExamples, new Set(Object.keys(current.counts)))
+  const needsModel = examples.some((e) => e.image !== undefined)
+  const model = needsModel ? pinnedModel(this, current, undefined) : undefined
+  const embedded = await embedExamples(this, request, model, current.pin, examples, current.dim)
+  const k = current.probe.state.method === 'knn' ? current.probe.state.k : undefined
+  const updated = store.addExamples(current.id, embedded, refitter(this, current.method, (options.seed as number | undefined) ?? 0, k))
+  return toView(updated)
+}
+
+async function predict (this: FastifyInstance, request: FastifyRequest<{ Params: ClassifierIdParams }>): Promise<PredictResponse> {
+  const classifier = this.classifierStore.require(request.params.id)
+  const body = request.body as { embeddings?: number[][] } & PredictOptions | undefined
+  let options: PredictOptions
+  let rows: number[][]
+  let model: LoadedModel | undefined
+  if (!request.isMultipart() && !Buffer.isBuffer(body) && body?.embeddings !== undefined) {
+    if ((body as { input?: unknown }).input !== undefined) throw new ApiError('REQUEST_VALIDATION_FAILED', 'send `input` (images) or `embeddings`, not both')
+    options = body
+    model = pinnedModel(this, classifier, options.model)
+    rows = body.embeddings
+    if (rows.length > this.config.maxImagesPerRequest) throw new ApiError('BATCH_TOO_LARGE', `${rows.length} embeddings; the limit is ${this.config.maxImagesPerRequest} (CLMAE_MAX_IMAGES_PER_REQUEST)`)
+  } else {
+    const read = await readImageRequest(request, { optionsSchema: PredictOptionsSchema, maxImages: this.config.maxImagesPerRequest, maxImageBytes: this.config.maxImageBytes })
+    options = read.options as PredictOptions
+    model = pinnedModel(this, classifier, options.model)
+    const vectors = await embedInChunks(model, read.images, {
+      pooling: classifier.pin.pooling, normalize: classifier.pin.normalize, limits: this.config, chunkSize: this.config.maxImagesPerRequest,
+      run: { signal: request.clientSignal, deadline: request.deadline }, metrics: this.metrics
+    })
+    rows = vectors.map((v) => Array.from(v))
+  }
+  const predictions = predictProbe(classifier.probe, embeddingsMatrix(rows, classifier.dim), { topK: options.top_k ?? 5, threshold: options.threshold })
+  return {
+    object: 'list',
+    classifier: classifier.id,
+    version: classifier.version,
+    model: model.id,
+    model_sha256: classifier.pin.sha256,
+    data: predictions.map((p, index) => ({
+      index,
+      label: p.label,
+      abstained: p.abstained,
+      top_k: p.top,
+      ...(p.neighbours !== undefined ? { neighbours: p.neighbours.map((n) => ({ example_id: n.id, label: n.label, similarity: n.similarity })) } : {})
+    }))
+  }
+}
+
+async function reembed (this: FastifyInstance, request: FastifyRequest<{ Params: ClassifierIdParams, Body: ReembedRequest | undefined }>): Promise<Classifier> {
+  const store = this.classifierStore
+  const current = store.require(request.params.id)
+  if (!current.keepImages) throw new ApiError('CLASSIFIER_IMAGES_NOT_KEPT', `classifier ${current.id} was created with keep_images=false; create a new one from the images`)
+  const stored = store.examples(current.id, { withImages: true })
+  const missing = stored.findIndex((e) => e.image === null)
+  if (missing !== -1) throw new ApiError('CLASSIFIER_IMAGES_NOT_KEPT', `example ${missing} of classifier ${current.id} was given as an embedding, so it has no image to re-embed`)
+  const model = this.models.get(request.body?.model)
+  const pin: EmbeddingPin = { ...current.pin, model: model.id, sha256: encoderSha256(model) }
+  const vectors = await embedInChunks(model, stored.map((e) => e.image as Buffer), {
+    pooling: pin.pooling, normalize: pin.normalize, limits: this.config, chunkSize: this.config.maxImagesPerRequest,
+    run: { signal: request.clientSignal, deadline: request.deadline }, metrics: this.metrics
+  })
+  const k = current.probe.state.method === 'knn' ? current.probe.state.k : undefined
+  return toView(store.reembed(current.id, pin, vectors, refitter(this, current.method, request.body?.seed ?? 0, k)))
+}
+
+async function exportClassifier (this: FastifyInstance, request: FastifyRequest<{ Params: ClassifierIdParams, Querystring: { include_examples?: boolean } }>): Promise<ClassifierExport> {
+  const store = this.classifierStore
+  const c = store.require(request.params.id)
+  const examples = request.query.include_examples === false ? undefined : store.examples(c.id).map((e) => ({ label: e.label, embedding: Array.from(e.embedding) }))
+  return {
+    format: 'clmae-classifier',
+    format_version: 1,
+    name: c.name || c.id,
+    method: c.method,
+    version: c.version,
+    labels: c.probe.labels,
+    embedding: { model: c.pin.model, sha256: c.pin.sha256, pooling: c.pin.pooling, normalize: c.pin.normalize, dim: c.dim },
+    probe: c.probe.state,
+    cross_validation: c.cv,
+    ...(examples !== undefined && examples.length > 0 ? { examples } : {})
+  }
+}
+
+async function importClassifier (this: FastifyInstance, request: FastifyRequest<{ Body: ClassifierExport }>, reply: FastifyReply): Promise<Classifier> {
+  const doc = request.body
+  const probe: FittedProbe = { labels: doc.labels, dim: doc.embedding.dim, state: doc.probe as FittedProbe['state'] }
+  if (doc.probe.method !== doc.method) throw new ApiError('CLASSIFIER_IMPORT_INVALID', `method is ${doc.method} but the probe is ${doc.probe.method}`)
+  validateProbe(probe)
+  checkLabels(this, doc.labels)
+  if (doc.labels.length > this.config.classifierMaxClasses) throw new ApiError('CLASSIFIER_TOO_MANY_CLASSES', `${doc.labels.length} labels; the limit is ${this.config.classifierMaxClasses} (CLMAE_CLASSIFIER_MAX_CLASSES)`)
+  const examples = doc.examples ?? []
+  if (examples.length > this.config.classifierMaxExamples) throw new ApiError('CLASSIFIER_FULL', `${examples.length} examples; a classifier holds at most ${this.config.classifierMaxExamples} (CLMAE_CLASSIFIER_MAX_EXAMPLES)`)
+  embeddingsMatrix(examples.map((e) => e.embedding), probe.dim)
+  const known = new Set(doc.labels)
+  const stray = examples.find((e) => !known.has(e.label))
+  if (stray !== undefined) throw new ApiError('CLASSIFIER_IMPORT_INVALID', `example label ${JSON.stringify(stray.label)} is not among labels`)
+  const counts: Record<string, number> = Object.fromEntries(doc.labels.map((l) => [l, 0]))
+  for (const e of examples) counts[e.label]++
+  const store = this.classifierStore
+  const created = store.create(
+    { name: doc.name, method: doc.method, pin: { model: doc.embedding.model, sha256: doc.embedding.sha256, pooling: doc.embedding.pooling, normalize: doc.embedding.normalize }, keepImages: false, dim: probe.dim, refittable: examples.length > 0 },
+    { probe, counts, cv: doc.cross_validation ?? { scheme: null, accuracy: null } },
+    examples.map((e) => ({ label: e.label, embedding: e.embedding })),
+    { maxClassifiers: this.config.maxClassifiers })
+  this.metrics.classifiers.set(store.count())
+  reply.status(201)
+  return toView(created)
+}
+
+// ---- helpers
+
+/** The model to embed with for a stored classifier, 409 unless its encoder is the pinned one. */
+function pinnedModel (app: FastifyInstance, classifier: StoredClassifier, requested: string | undefined): LoadedModel {
+  // Default: the pinned model when it is loaded, else the default model (then the pin check explains the 409).
+  const name = requested ?? (app.models.list().some((m) => m.id === classifier.pin.model) ? classifier.pin.model : undefined)
+  const model = app.models.get(name)
+  assertSamePin(classifier.pin, { model: model.id, sha256: encoderSha256(model) })
+  return model
+}
+
+/** Fits on every example, timed into clmae_classifier_fit_seconds. */
+function refitter (app: FastifyInstance, method: ProbeMethod, seed: number, knnK?: number): (all: StoredExample[]) => RefitResult {
+  return (all) => {
+    const stop = app.metrics.classifierFitDuration.startTimer({ method })
+    try {
+      const x = embeddingsMatrix(all.map((e) => Array.from(e.embedding)), all.length > 0 ? all[0].embedding.length : 0)
+      return fitProbe(method, x, all.map((e) => e.label), { seed, knnK, exampleIds: all.map((e) => e.id) })
+    } finally {
+      stop()
+    }
+  }
+}
+
+/** Labels: present, at most classifierMaxLabelChars characters. */
+function checkLabels (app: FastifyInstance, labels: Iterable<string>): void {
+  for (const label of labels) {
+    if (label.trim() === '') throw new ApiError('CLASSIFIER_LABEL_MISSING', 'a label is empty')
+    if ([...label].length > app.config.classifierMaxLabelChars) {
+      throw new ApiError('CLASSIFIER_LABEL_TOO_LONG', `label ${JSON.stringify(label.slice(0, 80))}… has ${[...label].length} characters; the limit is ${app.config.classifierMaxLabelChars} (CLMAE_CLASSIFIER_MAX_LABEL_CHARS)`)
+    }
+  }
+}
+
+/** Count, label and class limits, before any embedding work. */
+function checkExamples (app: FastifyInstance, examples: IncomingExample[], stored: number, storedLabels: Set<string>): void {
+  const config = app.config
+  if (examples.length === 0) throw new ApiError('CLASSIFIER_EXAMPLES_MISSING', 'send at least one labelled example')
+  if (examples.length > config.classifierMaxExamplesPerRequest) {
+    throw new ApiError('CLASSIFIER_TOO_MANY_EXAMPLES', `${examples.length} examples; the limit is ${config.classifierMaxExamplesPerRequest} per request (CLMAE_CLASSIFIER_MAX_EXAMPLES_PER_REQUEST)`)
+  }
+  if (stored + examples.length > config.classifierMaxExamples) {
+    throw new ApiError('CLASSIFIER_FULL', `the classifier would hold ${stored + examples.length} examples; the limit is ${config.classifierMaxExamples} (CLMAE_CLASSIFIER_MAX_EXAMPLES)`)
+  }
+  checkLabels(app, examples.map((e) => e.label))
+  const labels = new Set([...storedLabels, ...examples.map((e) => e.label)])
+  if (labels.size > config.classifierMaxClasses) {
+    throw new ApiError('CLASSIFIER_TOO_MANY_CLASSES', `${labels.size} labels; the limit is ${config.classifierMaxClasses} (CLMAE_CLASSIFIER_MAX_CLASSES)`)
+  }
+}
+
+/** Embeds the image examples with `model` (the pin's pooling and normalisation); embedding examples pass through. */
+async function embedExamples (app: FastifyInstance, request: FastifyRequest, model: LoadedModel | undefined, pin: EmbeddingPin, examples: IncomingExample[], dim?: number): Promise<NewExample[]> {
+  const withImages = examples.filter((e) => e.image !== undefined)
+  let vectors: Float32Array[] = []
+  if (withImages.length > 0) {
+    if (model === undefined) throw new Error('images to embed but no model. This is a bug.')
+    vectors = await embedInChunks(model, withImages.map((e) => e.image as Buffer), {
+      pooling: pin.pooling, normalize: pin.normalize, limits: app.config, chunkSize: app.config.maxImagesPerRequest,
+      run: { signal: request.clientSignal, deadline: request.deadline }, metrics: app.metrics
+    })
+  }
+  const D = dim ?? model?.manifest.dims.embed_dim ?? 0
+  embeddingsMatrix(examples.filter((e) => e.embedding !== undefined).map((e) => e.embedding as number[]), D)
+  let next = 0
+  return examples.map((e) => e.image !== undefined
+    ? { label: e.label, embedding: vectors[next++], image: e.image }
+    : { label: e.label, embedding: e.embedding as number[], image: null })
+}
+
+const coercingAjv = new Ajv({ coerceTypes: true, useDefaults: true, removeAdditional: false, strict: false })
+const optionValidators = new WeakMap<TSchema, ValidateFunction>()
+
+function validateOptions (schema: TSchema, options: Record<string, unknown>): Record<string, unknown> {
+  let validate = optionValidators.get(schema)
+  if (validate === undefined) { validate = coercingAjv.compile(schema); optionValidators.set(schema, validate) }
+  if (!validate(options)) {
+    const e = validate.errors?.[0]
+    throw new ApiError('REQUEST_VALIDATION_FAILED', `option ${e?.instancePath.slice(1) || e?.params?.additionalProperty || ''} ${e?.message ?? 'is invalid'}`.replace(/\s+/g, ' '))
+  }
+  return options
+}
+
+/**
+ * Labelled examples from JSON (`examples: [{label, input | embedding}]`) or multipart (file parts and
+ * one `label` field per file, in order); the remaining fields are options.
+ */
+async function readExamples (app: FastifyInstance, request: FastifyRequest, optionsSchema: TSchema): Promise<{ examples: IncomingExample[], options: Record<string, unknown> }> {
+  const config = app.config
+  if (request.isMultipart()) {
+    const images: Buffer[] = []
+    const labels: string[] = []
+    const fields: Record<string, unknown> = {}
+    try {
+      for await (const part of request.parts({ limits: { files: config.classifierMaxExamplesPerRequest, fileSize: config.maxImageBytes, parts: 2 * config.classifierMaxExamplesPerRequest + 32 } })) {
+        if (part.type === 'file') images.push(await part.toBuffer())
+        else if (part.fieldname === 'label') labels.push(String(part.value))
+        else if (part.fieldname === 'input') images.push(decodeImageString(String(part.value), config.maxImageBytes, images.length))
+        else fields[part.fieldname] = part.value
+      }
+    } catch (error) {
+      const code = (error as { code?: string }).code
+      if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') {
+        throw new ApiError('CLASSIFIER_TOO_MANY_EXAMPLES', `more than ${config.classifierMaxExamplesPerRequest} examples in one request (CLMAE_CLASSIFIER_MAX_EXAMPLES_PER_REQUEST)`)
+      }
+      throw error
+    }
+    if (labels.length !== images.length) {
+      throw new ApiError('CLASSIFIER_LABEL_MISSING', `${images.length} images but ${labels.length} label fields; send one \`label\` field per file, in order`)
+    }
+    return { examples: images.map((image, i) => ({ label: labels[i], image })), options: validateOptions(optionsSchema, { ...fields }) }
+  }
+  const body = request.body
+  if (Buffer.isBuffer(body)) throw new ApiError('REQUEST_MEDIA_TYPE_UNSUPPORTED', 'labelled examples come as JSON or multipart/form-data, not as a raw image body')
+  if (body === undefined || body === null) throw new ApiError('REQUEST_BODY_EMPTY', 'send JSON with `examples` or multipart files with `label` fields')
+  const { examples, ...options } = body as { examples: { label: string, input?: string, embedding?: number[] }[] } & Record<string, unknown>
+  if (examples.length > config.classifierMaxExamplesPerRequest) {
+    throw new ApiError('CLASSIFIER_TOO_MANY_EXAMPLES', `${examples.length} examples; the limit is ${config.classifierMaxExamplesPerRequest} per request (CLMAE_CLASSIFIER_MAX_EXAMPLES_PER_REQUEST)`)
+  }
+  return {
+    examples: examples.map((e, i) => {
+      if ((e.input === undefined) === (e.embedding === undefined)) throw new ApiError('REQUEST_VALIDATION_FAILED', `examples[${i}] needs exactly one of input (an image) or embedding`)
+      return e.input !== undefined ? { label: e.label, image: decodeImageString(e.input, config.maxImageBytes, i) } : { label: e.label, embedding: e.embedding }
+    }),
+    options
+  }
+}
+
+function toView (c: StoredClassifier): Classifier {
+  return {
+    object: 'classifier',
+    id: c.id,
+    name: c.name || c.id,
+    method: c.method,
+    version: c.version,
+    labels: c.probe.labels.map((label) => ({ label, count: c.counts[label] ?? 0 })),
+    num_examples: c.numExamples,
+    cross_validation: c.cv,
+    model: c.pin.model,
+    model_sha256: c.pin.sha256,
+    pooling: c.pin.pooling,
+    normalize: c.pin.normalize,
+    dim: c.dim,
+    keep_images: c.keepImages,
+    refittable: c.refittable,
+    created_at: c.createdAt,
+    updated_at: c.updatedAt
+  }
+}
