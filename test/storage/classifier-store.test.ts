@@ -178,3 +178,86 @@ test('every acknowledged write survives SIGKILL of the writing process', { timeo
   assert.deepEqual(missing, [])
   assert.ok(store.count() >= acknowledged.length)
 })
+
+// ---- the real server process, killed with SIGKILL during a stream of writes
+
+async function freePort (): Promise<number> {
+  const { createServer } = await import('node:net')
+  return await new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address()
+      probe.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
+    })
+  })
+}
+
+function startServerProcess (env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  return { child, stderr: () => stderr }
+}
+
+async function waitReady (url: string, child: ReturnType<typeof spawn>, stderr: () => string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}): ${stderr()}`)
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) return
+    } catch {}
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`server not ready after 60 s: ${stderr()}`)
+}
+
+test('every write the server acknowledged survives SIGKILL of the server process', { timeout: 180_000 }, async (t) => {
+  const dir = tempDir(t)
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const env = {
+    CLMAE_HOST: '127.0.0.1',
+    CLMAE_PORT: String(port),
+    CLMAE_DB_PATH: join(dir, 'clmae.sqlite'),
+    CLMAE_MODELS_DIR: new URL('../../models/', import.meta.url).pathname,
+    CLMAE_LOG_LEVEL: 'warn'
+  }
+  const first = startServerProcess(env)
+  t.after(() => { if (first.child.exitCode === null && first.child.signalCode === null) first.child.kill('SIGKILL') })
+  await waitReady(url, first.child, first.stderr)
+
+  // Four concurrent writers; an id counts as acknowledged once its 201 has arrived.
+  const acknowledged: string[] = []
+  let killed = false
+  const vector = (seed: number): number[] => Array.from({ length: 192 }, (_, j) => Math.sin(seed + j))
+  const writer = async (w: number): Promise<void> => {
+    for (let i = 0; !killed; i++) {
+      try {
+        const response = await fetch(`${url}/v1/classifiers`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ name: `w${w}-${i}`, method: 'centroid', examples: [{ label: 'a', embedding: vector(i) }, { label: 'b', embedding: vector(i + 100) }] })
+        })
+        if (response.status !== 201) throw new Error(`create answered ${response.status}: ${await response.text()}`)
+        acknowledged.push((await response.json() as { id: string }).id)
+        if (acknowledged.length >= 40 && !killed) {
+          killed = true
+          first.child.kill('SIGKILL')
+        }
+      } catch (error) {
+        if (!killed) throw error // after the kill, refused connections and cut responses are expected
+      }
+    }
+  }
+  await Promise.all([0, 1, 2, 3].map(writer))
+  if (first.child.exitCode === null && first.child.signalCode === null) await new Promise((resolve) => first.child.once('exit', resolve))
+  assert.equal(first.child.signalCode, 'SIGKILL')
+
+  const second = startServerProcess(env)
+  t.after(() => { if (second.child.exitCode === null && second.child.signalCode === null) second.child.kill('SIGKILL') })
+  await waitReady(url, second.child, second.stderr)
+  const statuses = await Promise.all(acknowledged.map(async (id) => [id, (await fetch(`${url}/v1/classifiers/${id}`)).status] as const))
+  assert.deepEqual(statuses.filter(([, status]) => status !== 200), [])
+  assert.ok(acknowledged.length >= 40)
+  second.child.kill('SIGTERM')
+})
