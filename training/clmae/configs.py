@@ -82,6 +82,10 @@ _GPU_224 = dict(image_size=224, decoder_embed_dim=512, decoder_depth=8, decoder_
 CONFIGS: dict[str, ModelConfig] = {
     c.name: c
     for c in (
+        # Test-sized: seconds per run on a CPU; used by the test suite and smoke runs, not for serving.
+        ModelConfig(name="vit_micro_p4_16", image_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2,
+                    decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2, masking_depth=1,
+                    masking_num_heads=2, eval_resize_shorter_side=18, eval_center_crop=16),
         ModelConfig(name="vit_mini_p8_64", depth=6, **_CPU_64),
         ModelConfig(name="vit_tiny_p8_64", depth=12, **_CPU_64),
         ModelConfig(name="vit_small_p16_224", patch_size=16, embed_dim=384, depth=12, num_heads=6, **_GPU_224),
