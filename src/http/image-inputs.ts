@@ -23,6 +23,8 @@ export interface ImageInputOptions {
   optionsSchema: TSchema
   maxImages: number
   maxImageBytes: number
+  /** total multipart bytes (files and fields); Fastify's bodyLimit covers the other forms */
+  maxBodyBytes?: number
 }
 
 const optionValidators = new WeakMap<TSchema, ValidateFunction>()
@@ -68,14 +70,23 @@ export async function readImageRequest (request: FastifyRequest, options: ImageI
   if (request.isMultipart()) {
     const images: Buffer[] = []
     const fields: Record<string, unknown> = {}
+    let total = 0
+    const count = (bytes: number): void => {
+      total += bytes
+      if (options.maxBodyBytes !== undefined && total > options.maxBodyBytes) throw new ApiError('REQUEST_BODY_TOO_LARGE', `the multipart body exceeds ${options.maxBodyBytes} bytes`)
+    }
     for await (const part of request.parts()) {
       if (part.type === 'file') {
         checkCount(images.length + 1, options.maxImages)
-        images.push(await part.toBuffer())
+        const bytes = await part.toBuffer()
+        count(bytes.length)
+        images.push(bytes)
       } else if (part.fieldname === 'input') {
+        count(String(part.value).length)
         checkCount(images.length + 1, options.maxImages)
         images.push(decodeImageString(String(part.value), options.maxImageBytes, images.length))
       } else {
+        count(String(part.value).length)
         fields[part.fieldname] = part.value
       }
     }

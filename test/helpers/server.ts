@@ -36,12 +36,14 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
   })
 }
 
-type After = Pick<TestContext, 'after'> | { after: (fn: () => Promise<void> | void) => void }
-
-export async function startServer (t: After, overrides: Partial<Config> = {}, deps: AppDeps & { warmUp?: boolean } = {}): Promise<TestServer> {
+/**
+ * Builds, listens and warms up. With a test context the server closes after that test; without one
+ * (file-level `before`), the caller closes it in a file-level `after`.
+ */
+export async function startServer (t: Pick<TestContext, 'after'> | undefined, overrides: Partial<Config> = {}, deps: AppDeps & { warmUp?: boolean } = {}): Promise<TestServer> {
   const config = testConfig(overrides)
   const app = await buildApp(config, { logger: false, ...deps })
-  t.after(() => app.close())
+  t?.after(() => app.close())
   await app.listen({ host: config.host, port: 0 })
   if (deps.warmUp ?? true) await warmUpApp(app)
   const address = app.server.address()

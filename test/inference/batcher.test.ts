@@ -25,9 +25,9 @@ test('concurrent requests share batches of at most maxBatchSize, outputs in requ
   const batcher = new Batcher(backend, OPTIONS)
   const results = await Promise.all([batcher.submit(rows(3, 0)), batcher.submit(rows(2, 10)), batcher.submit(rows(1, 20))])
   assert.deepEqual(backend.runs, [4, 2])
-  assert.deepEqual(Array.from(results[0].outputs.y.data), [0, 0, 2, 2, 4, 4])
-  assert.deepEqual(Array.from(results[1].outputs.y.data), [20, 20, 22, 22])
-  assert.deepEqual(Array.from(results[2].outputs.y.data), [40, 40])
+  assert.deepEqual(Array.from(results[0].outputs.y.data as Float32Array), [0, 0, 2, 2, 4, 4])
+  assert.deepEqual(Array.from(results[1].outputs.y.data as Float32Array), [20, 20, 22, 22])
+  assert.deepEqual(Array.from(results[2].outputs.y.data as Float32Array), [40, 40])
   assert.deepEqual(results[0].outputs.y.dims, [3, 2])
 })
 
@@ -112,7 +112,7 @@ test('a backend failure rejects every request of that batch; the batcher keeps s
   const results = await Promise.allSettled([batcher.submit(rows(1)), batcher.submit(rows(1))])
   assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected'])
   const ok = await batcher.submit(rows(1, 3))
-  assert.deepEqual(Array.from(ok.outputs.y.data), [6, 6])
+  assert.deepEqual(Array.from(ok.outputs.y.data as Float32Array), [6, 6])
 })
 
 test('drain resolves once queued work has run; metrics observe batch sizes and queue wait', async () => {

@@ -7,6 +7,7 @@
 import fp from 'fastify-plugin'
 import multipart from '@fastify/multipart'
 import type { FastifyInstance } from 'fastify'
+import { ApiError } from '../../errors.js'
 
 export interface BodyParsersOptions {
   bodyLimitBytes: number
@@ -21,6 +22,14 @@ async function bodyParsers (app: FastifyInstance, options: BodyParsersOptions): 
   app.removeContentTypeParser('text/plain')
   app.addContentTypeParser(/^image\/[a-z0-9.+-]+$/i, { parseAs: 'buffer', bodyLimit: options.bodyLimitBytes }, (_request, body, done) => done(null, body))
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: options.bodyLimitBytes }, (_request, body, done) => done(null, body))
+  // @fastify/multipart does not apply Fastify's bodyLimit to the whole body; check the declared length here
+  // (chunked bodies are counted part by part in src/http/image-inputs.ts)
+  app.addHook('onRequest', async (request) => {
+    const length = Number(request.headers['content-length'])
+    if (request.headers['content-type']?.startsWith('multipart/') === true && length > options.bodyLimitBytes) {
+      throw new ApiError('REQUEST_BODY_TOO_LARGE', `the body has ${length} bytes; the limit is ${options.bodyLimitBytes} (CLMAE_BODY_LIMIT_BYTES)`)
+    }
+  })
   await app.register(multipart, {
     limits: {
       fileSize: options.maxImageBytes,

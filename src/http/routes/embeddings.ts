@@ -37,7 +37,7 @@ export default async function embeddingsRoutes (app: FastifyInstance): Promise<v
 
 async function createEmbeddings (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<EmbeddingsResponse> {
   const config = this.config
-  const { images, options: raw } = await readImageRequest(request, { optionsSchema: EmbeddingsOptionsSchema, maxImages: config.maxImagesPerRequest, maxImageBytes: config.maxImageBytes })
+  const { images, options: raw } = await readImageRequest(request, { optionsSchema: EmbeddingsOptionsSchema, maxImages: config.maxImagesPerRequest, maxImageBytes: config.maxImageBytes, maxBodyBytes: config.bodyLimitBytes })
   const options = raw as EmbeddingsOptions
   const model = this.models.get(options.model)
   const D = model.manifest.dims.embed_dim
