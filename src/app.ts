@@ -25,7 +25,9 @@ import { ProblemSchema } from './http/schemas/common.js'
 import classifiersRoutes from './http/routes/classifiers.js'
 import embeddingsRoutes from './http/routes/embeddings.js'
 import healthRoutes from './http/routes/health.js'
+import maskMapsRoutes from './http/routes/mask-maps.js'
 import modelsRoutes from './http/routes/models.js'
+import reconstructionsRoutes from './http/routes/reconstructions.js'
 import uiRoutes from './http/routes/ui.js'
 
 export interface Lifecycle {
@@ -57,6 +59,8 @@ const ROUTES = [
   healthRoutes,
   modelsRoutes,
   embeddingsRoutes,
+  maskMapsRoutes,
+  reconstructionsRoutes,
   classifiersRoutes,
   uiRoutes
 ]
