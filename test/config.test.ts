@@ -66,3 +66,10 @@ test('the printed config hides API keys', () => {
   assert.ok(!printed.includes('secret-key-123'))
   assert.ok(printed.includes('<redacted>'))
 })
+
+test('the README settings table is current (npm run docs:readme)', async () => {
+  const { readFileSync } = await import('node:fs')
+  const { renderConfigTable } = await import('../src/cli/write-readme-tables.js')
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  assert.ok(readme.includes(renderConfigTable()), 'README settings table is stale: run npm run docs:readme')
+})
