@@ -42,6 +42,8 @@ async function loadModels () {
     document.body.dataset.modelsLoaded = 'true'
   } catch (error) {
     showProblem(globalProblem, error)
+    // A missing or wrong key: the field to fix it is the next thing the user needs.
+    if (String(globalProblem.dataset.problemCode).startsWith('AUTH_')) keyInput.focus()
   }
 }
 

@@ -41,13 +41,16 @@ export function createFewShot ({ currentModel }) {
     const row = h('div', { class: 'group', dataset: { group: String(n) } },
       h('div', { class: 'field' }, h('label', { for: labelInput.id }, `Label ${n}`), labelInput),
       zone, thumbs,
+      h('button', { type: 'button', onclick: () => showFiles([]) }, `Clear images of label ${n}`),
       h('button', { type: 'button', class: 'remove-group', onclick: () => removeGroup(group) }, `Remove label ${n}`))
     const group = { label: labelInput, files: /** @type {File[]} */ ([]), row }
-    bindDropZone(zone, fileInput, (files) => {
-      group.files.push(...files)
-      count.textContent = `${group.files.length} image${group.files.length === 1 ? '' : 's'}`
-      thumbs.replaceChildren(...group.files.map((f) => h('li', {}, h('img', { src: URL.createObjectURL(f), alt: f.name, width: 48, height: 48 }))))
-    })
+    /** @param {File[]} files the group's images from now on */
+    function showFiles (files) {
+      group.files = files
+      count.textContent = `${files.length} image${files.length === 1 ? '' : 's'}`
+      thumbs.replaceChildren(...files.map((f) => h('li', {}, h('img', { src: URL.createObjectURL(f), alt: f.name, width: 48, height: 48 }))))
+    }
+    bindDropZone(zone, fileInput, (files) => showFiles([...group.files, ...files]))
     groups.push(group)
     classList.append(row)
     return group
@@ -92,10 +95,9 @@ export function createFewShot ({ currentModel }) {
     status.textContent = `Classifying ${files.length} image(s)…`
     try {
       const inputs = await Promise.all(files.map(fileToDataUri))
-      const answer = await callApi(`/v1/classifiers/${encodeURIComponent(id)}/predict`, {
-        json: { input: inputs, model: currentModel()?.id }
-      })
-      const results = answer.data ?? answer.predictions ?? []
+      // No `model`: the API embeds with the model the classifier is pinned to.
+      const answer = await callApi(`/v1/classifiers/${encodeURIComponent(id)}/predict`, { json: { input: inputs } })
+      const results = answer.data
       $('predict-results').replaceChildren(...files.map((file, i) => predictionView(file, results[i])))
       status.textContent = `Classified ${files.length} image(s) with ${id}.`
     } catch (error) {
@@ -104,16 +106,27 @@ export function createFewShot ({ currentModel }) {
     }
   }
 
+  /** Every stored classifier, following next_cursor page by page. */
+  async function listAll () {
+    const items = []
+    let cursor = null
+    do {
+      const page = await callApi(`/v1/classifiers?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
+      items.push(...page.data)
+      cursor = page.next_cursor
+    } while (cursor && items.length < 1000) // a bound, so a misbehaving server cannot loop the page
+    return items
+  }
+
   /** @param {string} [select] id to select afterwards */
   async function refreshList (select) {
     try {
-      const page = await callApi('/v1/classifiers?limit=100')
-      const items = page.data ?? []
+      const items = await listAll()
       const tbody = $('classifier-table').querySelector('tbody')
       tbody.replaceChildren(...items.map((/** @type {any} */ c) => h('tr', { dataset: { classifierId: c.id } },
         h('td', {}, c.name ?? ''), h('td', {}, h('code', {}, c.id)), h('td', {}, String(c.version ?? '')),
         h('td', {}, c.method ?? ''), h('td', {}, labelSummary(c.labels)),
-        h('td', {}, accuracyText(c)), h('td', {}, c.model ?? ''),
+        h('td', {}, accuracyText(c)), h('td', { title: `encoder sha256 ${c.model_sha256}` }, c.model ?? ''),
         h('td', {}, h('button', { type: 'button', class: 'danger', onclick: () => remove(c), 'aria-label': `Delete classifier ${c.name ?? c.id}` }, 'Delete')))))
       if (items.length === 0) tbody.replaceChildren(h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No stored classifiers.')))
       const previous = select ?? predictSelect.value
@@ -147,6 +160,7 @@ export function createFewShot ({ currentModel }) {
 /** The creation answer: id, version, labels with counts, cross-validated accuracy and its scheme. */
 function classifierCard (/** @type {any} */ c) {
   return h('dl', { class: 'summary created', dataset: { classifierId: c.id } },
+    h('dt', {}, 'name'), h('dd', {}, c.name),
     h('dt', {}, 'id'), h('dd', {}, h('code', {}, c.id)),
     h('dt', {}, 'version'), h('dd', {}, String(c.version)),
     h('dt', {}, 'labels'), h('dd', {}, labelSummary(c.labels)),
@@ -154,31 +168,24 @@ function classifierCard (/** @type {any} */ c) {
     h('dt', {}, 'model'), h('dd', {}, `${c.model ?? ''} ${c.model_sha256 ? `(sha256 ${String(c.model_sha256).slice(0, 12)}…)` : ''}`))
 }
 
-/** @param {any} labels [{label, count}] or {label: count} */
+/** @param {{label: string, count: number}[]} labels */
 function labelSummary (labels) {
-  if (!labels) return ''
-  const entries = Array.isArray(labels)
-    ? labels.map((l) => typeof l === 'string' ? [l, null] : [l.label ?? l.name, l.count])
-    : Object.entries(labels)
-  return entries.map(([label, count]) => count === null || count === undefined ? label : `${label} (${count})`).join(', ')
+  return (labels ?? []).map((l) => `${l.label} (${l.count})`).join(', ')
 }
 
-/** @param {any} c a classifier: cv accuracy as a number or {value|accuracy, scheme}, null when undefined */
+/** @param {any} c a classifier; cross_validation: {scheme, accuracy, C?}, accuracy null without CV */
 function accuracyText (c) {
-  const cv = c.cross_validation ?? c.cv ?? c.cv_accuracy ?? null
-  if (cv === null || cv === undefined) return 'not defined (a label has a single example)'
-  if (typeof cv === 'number') return `${(cv * 100).toFixed(1)}%${c.cv_scheme ? ` (${c.cv_scheme})` : ''}`
-  const value = cv.accuracy ?? cv.value
-  if (value === null || value === undefined) return `not defined${cv.reason ? `: ${cv.reason}` : ' (a label has a single example)'}`
-  return `${(value * 100).toFixed(1)}%${cv.scheme ? ` (${cv.scheme})` : ''}`
+  const cv = c.cross_validation
+  if (!cv || cv.accuracy === null || cv.accuracy === undefined) return 'not defined (a label has a single example)'
+  return `${(cv.accuracy * 100).toFixed(1)}% (${cv.scheme}${cv.C !== undefined ? `, C = ${cv.C}` : ''})`
 }
 
 /**
- * @param {File} file @param {any} result {label, abstained, top: [{label, probability}] (most probable first)}
+ * @param {File} file @param {any} result {index, label (null when abstained), abstained, top_k: [{label, probability}] most probable first}
  */
 function predictionView (file, result) {
-  const top = result?.top ?? result?.predictions ?? result?.top_k ?? []
-  return h('figure', { class: 'prediction', dataset: { predictedLabel: result?.abstained ? '' : (result?.label ?? top[0]?.label ?? ''), abstained: String(Boolean(result?.abstained)) } },
+  const top = result?.top_k ?? []
+  return h('figure', { class: 'prediction', dataset: { predictedLabel: result?.label ?? '', abstained: String(Boolean(result?.abstained)) } },
     h('img', { src: URL.createObjectURL(file), alt: file.name, width: 96, height: 96 }),
     h('figcaption', {},
       h('p', {}, h('strong', {}, file.name), result?.abstained ? ' – abstained (below the threshold)' : ''),

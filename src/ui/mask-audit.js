@@ -242,16 +242,19 @@ export function createMaskAudit ({ currentModel }) {
   /** @param {import('./app.js').ModelInfo} model @param {any} recon */
   function renderAuditTrail (model, recon) {
     const m = state.maskMap
+    const pre = m?.preprocessing ?? recon?.preprocessing
     const rows = [
       ['model', m?.model ?? recon?.model ?? model.id],
       ['method', model.method],
-      ['model sha256', m?.model_sha256 ?? recon?.model_sha256 ?? '–'],
-      ['graph sha256s', Object.entries(model.sha256 ?? {}).map(([g, hex]) => `${g} ${hex}`).join('\n')],
-      ['grid', m ? `${m.grid.rows} × ${m.grid.cols} patches of ${m.patch_size} px` : recon ? `${recon.grid.rows} × ${recon.grid.cols}` : '–'],
-      ['mask ratio (API)', m ? `${m.mask_ratio} → ${m.num_kept} kept` : recon ? String(recon.mask_ratio) : '–'],
+      // Each answer names the graph that produced it: keep scores from keep_scores, panels from the decoder.
+      ['keep-score graph sha256', m?.model_sha256 ?? '– (no mask map)'],
+      ['reconstruction graph sha256', recon?.model_sha256 ?? '–'],
+      ['all graph sha256s', Object.entries(recon?.graph_sha256 ?? model.sha256 ?? {}).map(([g, hex]) => `${g} ${hex}`).join('\n')],
+      ['grid', m ? `${m.grid.rows} × ${m.grid.cols} patches of ${m.patch_size} px` : recon ? `${recon.grid.rows} × ${recon.grid.cols} patches of ${recon.patch_size} px` : '–'],
+      ['mask ratio (API)', m ? `${m.mask_ratio} → ${m.num_kept} kept` : recon ? `${recon.mask_ratio} → ${recon.num_kept} kept` : '–'],
       ['random seed', String(state.seed ?? '–')],
-      ['image', state.file ? `${state.file.name}, ${state.file.size} bytes` : '–'],
-      ['preprocessing', describeTransform(m?.preprocessing ?? model.manifest?.eval_transform)],
+      ['image', state.file ? `${state.file.name}, ${state.file.size} bytes${pre?.input ? `; decoded as ${pre.input.format}, ${pre.input.width} × ${pre.input.height}` : ''}` : '–'],
+      ['preprocessing', describeTransform(pre ?? model.manifest?.eval_transform)],
       ['at', new Date().toISOString()]
     ]
     $('audit-trail').replaceChildren(...rows.flatMap(([name, value]) => [

@@ -199,7 +199,7 @@ test('an image goes in: the keep scores shown equal the API\'s, the heatmap is n
     assert.ok(Number.isFinite(mean) && mean >= 0, `${kind} mean patch error ${mean}`)
   }
   // The audit trail names the model and its full sha256 as the API reported them.
-  assert.equal(await page.textContent('#audit-trail [data-field="model-sha256"]'), direct.json.model_sha256)
+  assert.equal(await page.textContent('#audit-trail [data-field="keep-score-graph-sha256"]'), direct.json.model_sha256)
   assert.match(await page.textContent('#audit-trail [data-field="preprocessing"]') ?? '', /"center_crop":64/)
   await page.screenshot({ path: join(ARTIFACTS, '02-mask-audit.png'), fullPage: true })
 })
