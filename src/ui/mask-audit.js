@@ -139,8 +139,10 @@ export function createMaskAudit ({ currentModel }) {
 
   function renderHeatmap () {
     const keepScore = state.maskMap?.keep_score
+    // No mask map (plain MAE bundle, or the request failed): no heatmap or learned mask to draw.
+    $('keep-score-figure').hidden = !keepScore
+    $('mask-figure').hidden = !keepScore
     if (!keepScore) {
-      drawGrid(keepCanvas, [[null]], { base: state.base })
       keepCanvas.dataset.keepScores = ''
       $('keep-score-table').replaceChildren()
       return
@@ -155,8 +157,6 @@ export function createMaskAudit ({ currentModel }) {
     const keepScore = state.maskMap?.keep_score
     const caption = $('mask-caption')
     if (!keepScore) {
-      drawMask(maskCanvas, [[1]], null)
-      caption.textContent = 'No learned mask: this model has no masking module.'
       maskCanvas.dataset.mask = ''
       return
     }
@@ -180,7 +180,7 @@ export function createMaskAudit ({ currentModel }) {
   function renderSummary () {
     const box = $('keep-score-summary')
     const s = state.maskMap?.summary
-    if (!s) { box.replaceChildren(h('dt', {}, 'Keep scores'), h('dd', {}, 'not available for this model')); return }
+    if (!s) { box.replaceChildren(h('dt', {}, 'Keep scores'), h('dd', {}, 'none: no mask map for this model (see the error above)')); return }
     box.replaceChildren(...[
       ['mean', s.mean], ['std', s.std], ['min', s.min], ['max', s.max],
       ['entropy (bits)', s.entropy_bits], ['top-decile share', s.top_decile_share]

@@ -128,6 +128,11 @@ async function setRange (selector: string, value: number): Promise<void> {
   }, value)
 }
 
+/** Forgets the last audit state, so waitForAudit waits for the answer to the next action. */
+async function resetAuditState (): Promise<void> {
+  await page.evaluate(() => { document.body.dataset.auditState = '' })
+}
+
 async function waitForAudit (): Promise<string> {
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.auditState ?? ''), null, { timeout: WAIT_MS })
   return page.$eval('body', (b) => (b as HTMLElement).dataset.auditState ?? '')
@@ -184,7 +189,7 @@ test('an image goes in: the keep scores shown equal the API\'s, the heatmap is n
     }
     return seen.size
   })
-  assert.ok(distinctColours > 4, `the heatmap shows only ${distinctColours} colours`)
+  assert.ok(distinctColours > 1, 'the heatmap is one flat colour')
 
   // The binary mask is the API's at the bundle ratio...
   assert.equal(await page.getAttribute('#mask-canvas', 'data-matches-api'), 'true')
@@ -205,6 +210,7 @@ test('an image goes in: the keep scores shown equal the API\'s, the heatmap is n
 })
 
 test('moving the mask-ratio slider recomputes top-k exactly as the API does', opts, async () => {
+  await resetAuditState()
   await setRange('#mask-ratio', 0.5)
   assert.equal(await waitForAudit(), 'done')
   await page.waitForFunction(() => document.querySelector('#mask-canvas')?.getAttribute('data-matches-api') !== null, null, { timeout: WAIT_MS })
@@ -218,6 +224,7 @@ test('an invalid file shows the API\'s error code', opts, async () => {
   const bytes = Buffer.from('this is not an image, whatever its name says')
   const direct = await api('/v1/mask-maps', { input: bytes.toString('base64') })
   assert.ok(direct.status >= 400 && direct.status < 500)
+  await resetAuditState()
   await page.setInputFiles('#audit-file', { name: 'broken.png', mimeType: 'image/png', buffer: bytes })
   assert.equal(await waitForAudit(), 'error')
   assert.equal(await page.getAttribute('#audit-problem', 'data-problem-code'), direct.json.code)
@@ -225,6 +232,28 @@ test('an invalid file shows the API\'s error code', opts, async () => {
   assert.match(await page.textContent('#audit-problem') ?? '', new RegExp(escapeRegExp(direct.json.title)))
   assert.ok(await page.isHidden('#audit-results'), 'results of the previous image stay hidden')
   await page.screenshot({ path: join(ARTIFACTS, '03-invalid-file.png') })
+})
+
+test('a plain MAE bundle: the API\'s 422 is shown, the random-mask reconstruction still appears', opts, async () => {
+  const models = (await (await fetch(base + '/v1/models')).json()).data as any[]
+  const mae = models.find((m) => m.method === 'mae')
+  const clmae = models.find((m) => m.default)
+  assert.ok(mae, 'the baseline bundle is loaded')
+  await resetAuditState()
+  await page.setInputFiles('#audit-file', { name: 'scene.png', mimeType: 'image/png', buffer: await sceneImage() })
+  assert.equal(await waitForAudit(), 'done')
+  await resetAuditState()
+  await page.selectOption('#model-select', mae.id) // re-analyses the same image with the baseline
+  assert.equal(await waitForAudit(), 'done')
+  assert.equal(await page.getAttribute('#audit-problem', 'data-problem-code'), 'MODEL_NO_MASKING_MODULE')
+  assert.equal((await page.$$('#recon-random img[data-panel]')).length, 4)
+  assert.equal((await page.$$('#recon-learned img[data-panel]')).length, 0)
+  assert.match(await page.textContent('#recon-learned') ?? '', /without a masking module/)
+  await page.screenshot({ path: join(ARTIFACTS, '04-mae-baseline.png'), fullPage: true })
+  await resetAuditState()
+  await page.selectOption('#model-select', clmae.id)
+  assert.equal(await waitForAudit(), 'done')
+  assert.ok(await page.isHidden('#audit-problem'))
 })
 
 test('a few-shot classifier is made from two classes and predicts the label of a new image', opts, async () => {
@@ -253,7 +282,7 @@ test('a few-shot classifier is made from two classes and predicts the label of a
   await page.waitForSelector('.prediction', { timeout: WAIT_MS })
   const predicted = await page.$$eval('.prediction', (fs) => fs.map((f) => (f as HTMLElement).dataset.predictedLabel))
   assert.deepEqual(predicted, ['red', 'blue'])
-  await page.screenshot({ path: join(ARTIFACTS, '04-few-shot.png'), fullPage: true })
+  await page.screenshot({ path: join(ARTIFACTS, '05-few-shot.png'), fullPage: true })
 
   // Delete it from the list.
   await page.click(`#classifier-table tr[data-classifier-id="${id}"] button`)
@@ -266,7 +295,7 @@ test('with API keys on, the page is open, shows the 401 plainly, and works once 
     await p.goto(keyedBase + '/')
     await p.waitForSelector('#global-problem[data-problem-code]', { timeout: WAIT_MS })
     assert.equal(await p.getAttribute('#global-problem', 'data-problem-code'), 'AUTH_KEY_MISSING')
-    await p.screenshot({ path: join(ARTIFACTS, '05-api-key-missing.png') })
+    await p.screenshot({ path: join(ARTIFACTS, '06-api-key-missing.png') })
     await p.fill('#api-key', API_KEY)
     await p.click('#api-key-form button[type="submit"]')
     await p.waitForSelector('body[data-models-loaded="true"]', { timeout: WAIT_MS })
