@@ -15,6 +15,7 @@ import sharp from 'sharp'
 import type { Config } from './config.js'
 import { ModelRegistry, type BackendFactory } from './bundles/model-registry.js'
 import { createMetrics, type Metrics } from './metrics.js'
+import { setResizeBackend } from './imaging/eval-transform.js'
 import apiKeys from './http/plugins/api-keys.js'
 import bodyParsers from './http/plugins/body-parsers.js'
 import openapi from './http/plugins/openapi.js'
@@ -78,6 +79,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   })
   app.setValidatorCompiler(buildValidatorCompiler())
   sharp.concurrency(config.sharpConcurrency)
+  setResizeBackend(config.preprocessResize)
 
   const metrics = deps.metrics ?? createMetrics()
   const registry = deps.registry ?? await ModelRegistry.load(config, { logger: app.log, metrics, backendFactory: deps.backendFactory })

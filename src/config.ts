@@ -27,6 +27,7 @@ export const ConfigSchema = Type.Object({
   minImageSide: Type.Integer({ default: 8, minimum: 1, description: 'shortest accepted image side in pixels' }),
   maxImagesPerRequest: Type.Integer({ default: 32, minimum: 1, description: 'most images in one request (JSON list or multipart files)' }),
   allowedFormats: Type.Array(Type.Union([Type.Literal('jpeg'), Type.Literal('png'), Type.Literal('webp'), Type.Literal('gif'), Type.Literal('tiff'), Type.Literal('avif'), Type.Literal('heif')]), { default: ['jpeg', 'png', 'webp', 'gif', 'tiff'], ...LIST, description: 'accepted image formats (as sharp names them)' }),
+  preprocessResize: Type.Union([Type.Literal('pillow'), Type.Literal('sharp')], { default: 'pillow', description: 'resize of the eval transform: pillow = Pillow\'s resampling (identical to the training transform; about 3x the CPU per photo), sharp = libvips resize (cheaper; up to about 0.2 apart after normalisation on downscales); see src/imaging/eval-transform.ts' }),
   sharpConcurrency: Type.Integer({ default: 1, minimum: 0, description: 'libvips threads per image (0 = one per core); images run in parallel on the libuv pool (UV_THREADPOOL_SIZE)' }),
   maxBatchSize: Type.Integer({ default: 4, minimum: 1, maximum: 1024, description: 'most images per inference call of one graph (dynamic batching)' }),
   maxWaitMs: Type.Number({ default: 2, minimum: 0, description: 'longest time the first queued image waits for a batch to fill' }),
