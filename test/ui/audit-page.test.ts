@@ -128,6 +128,17 @@ async function setRange (selector: string, value: number): Promise<void> {
   }, value)
 }
 
+/** Drops a file on an element: the DataTransfer a drag from the desktop delivers. */
+async function dropFile (selector: string, name: string, type: string, bytes: Buffer): Promise<void> {
+  const dataTransfer = await page.evaluateHandle(({ name, type, base64 }) => {
+    const transfer = new DataTransfer()
+    transfer.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], name, { type }))
+    return transfer
+  }, { name, type, base64: bytes.toString('base64') })
+  await page.dispatchEvent(selector, 'dragover', { dataTransfer })
+  await page.dispatchEvent(selector, 'drop', { dataTransfer })
+}
+
 /** Forgets the last audit state, so waitForAudit waits for the answer to the next action. */
 async function resetAuditState (): Promise<void> {
   await page.evaluate(() => { document.body.dataset.auditState = '' })
@@ -156,7 +167,7 @@ test('the page loads and lists the models from GET /v1/models', opts, async () =
 
 test('an image goes in: the keep scores shown equal the API\'s, the heatmap is not uniform, the panels appear', opts, async () => {
   const image = await sceneImage()
-  await page.setInputFiles('#audit-file', { name: 'scene.png', mimeType: 'image/png', buffer: image })
+  await dropFile('#audit-drop', 'scene.png', 'image/png', image) // a drop, as from a file manager
   assert.equal(await waitForAudit(), 'done')
   const model = await page.inputValue('#model-select')
   const ratio = Number(await page.inputValue('#mask-ratio'))
@@ -257,7 +268,13 @@ test('a plain MAE bundle: the API\'s 422 is shown, the random-mask reconstructio
 })
 
 test('a few-shot classifier is made from two classes and predicts the label of a new image', opts, async () => {
-  await page.click('#tab-fewshot')
+  // Keyboard: the tabs follow the WAI-ARIA pattern (arrow keys move and select).
+  await page.focus('#tab-audit')
+  await page.keyboard.press('ArrowRight')
+  assert.equal(await page.getAttribute('#tab-fewshot', 'aria-selected'), 'true')
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'tab-fewshot')
+  assert.ok(await page.isVisible('#view-fewshot'))
+  assert.ok(await page.isHidden('#view-audit'))
   await page.fill('#clf-name', 'stripes-e2e')
   await page.fill('#group-label-1', 'red')
   await page.fill('#group-label-2', 'blue')
