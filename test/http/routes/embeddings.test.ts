@@ -8,6 +8,8 @@ import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
 import OpenAI from 'openai'
 import { embedPixels } from '../../../src/features/embed.js'
+import type { AppDeps } from '../../../src/app.js'
+import { createOnnxBackend } from '../../../src/inference/onnx-backend.js'
 import { DEFAULT_MODEL, BASELINE_MODEL, IMAGES_DIR, dataUri, postJson, startServer, type TestServer } from '../../helpers/server.js'
 
 const TOLERANCE = 1e-4
@@ -192,4 +194,69 @@ test('limits: a batch over the maximum, an image over the byte limit, a body ove
   hugeForm.append('c', new Blob([huge.subarray(0, 90_000)]), 'c.png')
   const hugeMultipart = await fetch(url(), { method: 'POST', body: hugeForm })
   assert.equal(hugeMultipart.status, 413, 'multipart bodies obey the body limit too')
+})
+
+/** The real onnxruntime sessions, each run slowed down by `delayMs`, to hold the queue open. */
+function slowBackends (delayMs: number): AppDeps['backendFactory'] {
+  return async (path) => {
+    const backend = await createOnnxBackend(path, { executionProvider: 'cpu', intraOpThreads: 1 })
+    return {
+      executionProvider: backend.executionProvider,
+      inputNames: backend.inputNames,
+      outputNames: backend.outputNames,
+      run: async (feeds) => { await new Promise((resolve) => setTimeout(resolve, delayMs)); return backend.run(feeds) },
+      close: () => backend.close()
+    }
+  }
+}
+
+test('queue overflow: a small queue answers 503 QUEUE_FULL with Retry-After; the queued requests still succeed', async (t) => {
+  const { url: base } = await startServer(t, { maxQueue: 2, maxBatchSize: 1, maxWaitMs: 0, maxImagesPerRequest: 2, retryAfterSeconds: 2 }, { backendFactory: slowBackends(300) })
+  const body = { input: png.toString('base64') }
+  const first = postJson(`${base}/v1/embeddings`, body) // runs for 300 ms
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const queued = [postJson(`${base}/v1/embeddings`, body), postJson(`${base}/v1/embeddings`, body)] // fill the queue (2)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const refused = await postJson(`${base}/v1/embeddings`, body)
+  assert.equal(refused.status, 503)
+  assert.equal(refused.headers.get('retry-after'), '2')
+  assert.equal(((await refused.json()) as { code: string }).code, 'QUEUE_FULL')
+  const statuses = await Promise.all([first, ...queued].map(async (r) => (await r).status))
+  assert.deepEqual(statuses, [200, 200, 200])
+  const metrics = await (await fetch(`${base}/metrics`)).text()
+  assert.match(metrics, /clmae_rejections_total\{reason="QUEUE_FULL"\} 1/)
+})
+
+test('deadline: a request that cannot finish in time gets 504 DEADLINE_EXCEEDED and its queued work is dropped', async (t) => {
+  const { url: base, app } = await startServer(t, { maxBatchSize: 1, maxWaitMs: 0, requestDeadlineMs: 250 }, { backendFactory: slowBackends(400) })
+  const body = { input: png.toString('base64') }
+  const responses = await Promise.all([postJson(`${base}/v1/embeddings`, body), postJson(`${base}/v1/embeddings`, body)])
+  for (const r of responses) {
+    assert.equal(r.status, 504)
+    assert.equal(((await r.json()) as { code: string }).code, 'DEADLINE_EXCEEDED')
+  }
+  await app.models.drain()
+  const batches = await app.metrics.batchSize.get()
+  const encoderRuns = batches.values.find((v) => v.metricName === 'clmae_batch_size_count' && v.labels.graph === 'encoder')?.value ?? 0
+  assert.equal(encoderRuns, 1, 'only the first image ran; the second expired in the queue and was dropped')
+})
+
+test('client disconnect: queued work of a client that went away is dropped', async (t) => {
+  const { url: base, app } = await startServer(t, { maxBatchSize: 1, maxWaitMs: 0 }, { backendFactory: slowBackends(300) })
+  const body = { input: png.toString('base64') }
+  const first = postJson(`${base}/v1/embeddings`, body)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const controller = new AbortController()
+  const gone = fetch(`${base}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: controller.signal })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  controller.abort()
+  await assert.rejects(gone)
+  assert.equal((await first).status, 200)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  await app.models.drain()
+  const batches = await app.metrics.batchSize.get()
+  const encoderRuns = batches.values.find((v) => v.metricName === 'clmae_batch_size_count' && v.labels.graph === 'encoder')?.value ?? 0
+  assert.equal(encoderRuns, 1, 'the disconnected client\'s image never ran')
+  const metrics = await (await fetch(`${base}/metrics`)).text()
+  assert.match(metrics, /clmae_rejections_total\{reason="REQUEST_ABORTED"\} 1/)
 })
