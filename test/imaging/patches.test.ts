@@ -62,3 +62,25 @@ test('patchMse is the mean over the P values of each patch', () => {
   const e = patchMse(a, b, grid)
   assert.deepEqual(Array.from(e), [12, 4, 0, 0, 0, 0])
 })
+
+test('matches training/clmae/patches.py (test/fixtures/patches-reference.json): exact order, norm-pix within 1e-5', async () => {
+  const { readFileSync } = await import('node:fs')
+  const ref = JSON.parse(readFileSync(new URL('../fixtures/patches-reference.json', import.meta.url), 'utf8')) as {
+    image_size: number, patch_size: number, norm_pix_eps: number, images: { base64: string }, patches: { base64: string }, norm_pix_target: { base64: string }
+  }
+  const f32 = (b64: string): Float32Array => {
+    const bytes = Buffer.from(b64, 'base64')
+    return Float32Array.from({ length: bytes.length / 4 }, (_, i) => bytes.readFloatLE(i * 4))
+  }
+  const g = ref.image_size / ref.patch_size
+  const refGrid: PatchGrid = { rows: g, cols: g, patchSize: ref.patch_size }
+  const image = f32(ref.images.base64)
+  const patches = patchify(image, refGrid)
+  assert.deepEqual(patches, f32(ref.patches.base64)) // a pure permutation: exact
+  assert.deepEqual(unpatchify(patches, refGrid), image)
+  const target = normPixTarget(patches, refGrid, ref.norm_pix_eps)
+  const expected = f32(ref.norm_pix_target.base64)
+  let maxDiff = 0
+  for (let i = 0; i < target.length; i++) maxDiff = Math.max(maxDiff, Math.abs(target[i] - expected[i]))
+  assert.ok(maxDiff < 1e-5, `norm-pix target max |diff| ${maxDiff}`)
+})
