@@ -204,9 +204,11 @@ export function createMaskAudit ({ currentModel }) {
     $('recon-random-title').textContent = random ? `Random mask (seed ${random.seed})` : 'Random mask'
     if (random) randomBody.replaceChildren(reconView(random, range, 'random'))
     else randomBody.replaceChildren(inlineProblem(randomError))
+    // One image and one random seed: the difference is a data point, not a verdict on the model.
     $('error-comparison').textContent = learned && random
-      ? `Mean patch error: learned mask ${fmt(learned.mean_patch_error, 4)}, random mask ${fmt(random.mean_patch_error, 4)} ` +
-        `(${learned.mean_patch_error > random.mean_patch_error ? 'the learned mask removes harder patches' : 'the learned mask removes easier patches'}).`
+      ? `Mean patch error: learned mask ${fmt(learned.mean_patch_error, 4)}, random mask (seed ${random.seed}) ` +
+        `${fmt(random.mean_patch_error, 4)}; learned − random = ${fmt(learned.mean_patch_error - random.mean_patch_error, 4)} ` +
+        '(positive: the learned mask hides patches that are harder to reconstruct).'
       : ''
   }
 

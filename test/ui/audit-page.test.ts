@@ -66,6 +66,8 @@ after(async () => {
 async function newPage (b: Browser): Promise<Page> {
   const p = await b.newPage({ viewport: { width: 1300, height: 1000 } })
   p.on('pageerror', (error) => { pageErrors.push(error.message) })
+  // A blocked script, style or image would break the page silently: the CSP must allow all it uses.
+  p.on('console', (message) => { if (/Content Security Policy/i.test(message.text())) pageErrors.push(message.text()) })
   p.on('dialog', (dialog) => { dialog.accept().catch(() => {}) }) // "Delete classifier …?"
   return p
 }
@@ -323,7 +325,7 @@ test('with API keys on, the page is open, shows the 401 plainly, and works once 
   }
 })
 
-test('no uncaught script error on any page', opts, () => {
+test('no uncaught script error and no content-security-policy violation on any page', opts, () => {
   assert.deepEqual(pageErrors, [])
 })
 
