@@ -52,6 +52,25 @@ def mean_across_ranks(values: dict[str, float]) -> dict[str, float]:
     return {k: t[i].item() for i, k in enumerate(keys)}
 
 
+def parameter_digests(*modules) -> list[str]:
+    """sha256 of every rank's parameters (all ranks call this); equal digests = identical parameters."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for module in modules:
+        if module is None:
+            continue
+        for name, tensor in sorted(module.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest = h.hexdigest()
+    if not is_distributed():
+        return [digest]
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, digest)
+    return gathered
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()

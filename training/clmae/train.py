@@ -26,7 +26,7 @@ from clmae import checkpoint as ckpt
 from clmae.configs import CONFIGS, get_config
 from clmae.data import AugmentedImages, build_train_loader, build_train_transform, eval_transform_spec, \
     list_images, load_eval_batch, subset
-from clmae.distributed import DistInfo, barrier, init_distributed, mean_across_ranks, shutdown
+from clmae.distributed import DistInfo, barrier, init_distributed, mean_across_ranks, parameter_digests, shutdown
 from clmae.engine import StepSettings, build_optimizers, train_one_epoch, unwrap
 from clmae.mae import build_models
 from clmae.monitor import evaluate_masks
@@ -263,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         last_save = time.monotonic()
         if stop:
             break
+    if dist_info.world_size > 1:  # DDP invariant: every rank ends with the same parameters
+        digests = parameter_digests(unwrap(mae_run), unwrap(masking_run) if masking_run is not None else None)
+        log.write({"type": "ddp_check", "world_size": dist_info.world_size, "parameter_sha256": digests,
+                   "identical": len(set(digests)) == 1})
+        if len(set(digests)) != 1:
+            raise AssertionError(f"ranks hold different parameters: {digests}. This is a bug.")
     barrier()
     if dist_info.is_main:
         print(f"done: {out_dir / CHECKPOINT_NAME}", flush=True)
