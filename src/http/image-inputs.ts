@@ -28,7 +28,8 @@ export interface ImageInputOptions {
 }
 
 const optionValidators = new WeakMap<TSchema, ValidateFunction>()
-const coercingAjv = new Ajv({ coerceTypes: true, useDefaults: true, removeAdditional: false, strict: false })
+// 'array': a single text field also fills an array option, and a list fills a scalar only when it has one item
+const coercingAjv = new Ajv({ coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: false })
 
 function validateOptions (schema: TSchema, options: Record<string, unknown>): Record<string, unknown> {
   let validate = optionValidators.get(schema)
@@ -87,7 +88,9 @@ export async function readImageRequest (request: FastifyRequest, options: ImageI
         images.push(decodeImageString(String(part.value), options.maxImageBytes, images.length))
       } else {
         count(String(part.value).length)
-        fields[part.fieldname] = part.value
+        // a repeated text field is a list (e.g. masked_patches once per index)
+        const previous = fields[part.fieldname]
+        fields[part.fieldname] = previous === undefined ? part.value : [previous, part.value].flat()
       }
     }
     if (images.length === 0) throw new ApiError('IMAGE_MISSING', 'the multipart body has no file part')

@@ -117,6 +117,24 @@ test('raw image body with the options in the query string', async () => {
   assert.deepEqual(body.masked_patches, [1, 5])
 })
 
+test('multipart: options as text fields, masked_patches repeated once per index (or sent once)', async () => {
+  const form = new FormData()
+  form.append('image', new Blob([PHOTO], { type: 'image/jpeg' }), 'photo.jpg')
+  form.append('masking', 'given')
+  form.append('masked_patches', '7')
+  form.append('masked_patches', '3')
+  const response = await fetch(url, { method: 'POST', body: form })
+  const body = await response.json() as Reconstruction
+  assert.equal(response.status, 200, JSON.stringify(body))
+  assert.deepEqual(body.masked_patches, [3, 7])
+  const one = new FormData()
+  one.append('image', new Blob([PHOTO], { type: 'image/jpeg' }), 'photo.jpg')
+  one.append('masking', 'given')
+  one.append('masked_patches', '12')
+  const single = await (await fetch(url, { method: 'POST', body: one })).json() as Reconstruction
+  assert.deepEqual(single.masked_patches, [12])
+})
+
 test('bad inputs: indices, counts, conflicting options, ratios, types, MAE bundle with learned masking', async () => {
   await expectProblem(await postJson(url, { input, masking: 'given' }), 400, 'MASK_PATCHES_MISSING')
   await expectProblem(await postJson(url, { input, masking: 'given', masked_patches: [64] }), 400, 'MASK_PATCH_OUT_OF_RANGE')
