@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the few-shot benchmark (the CL-MAE paper's protocol) on the three evaluation sets with the default
+# model and the MAE baseline, writes runs/fewshot/results.json and table.md, and regenerates README.md's
+# few-shot table. Data: ../shared/data (override with FEWSHOT_DATA). Extra arguments go to the benchmark,
+# e.g. `scripts/fewshot-table.sh --max-test-per-class 20`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${FEWSHOT_DATA:-../shared/data}"
+node --import tsx src/cli/fewshot-benchmark.ts \
+  --data "$DATA/imagewoof" --data "$DATA/sport_balls" --data "$DATA/cifar10" \
+  --model clmae-vit-mini-p8-64 --model mae-vit-mini-p8-64 \
+  --out-json runs/fewshot/results.json --out-md runs/fewshot/table.md "$@"
+node --import tsx scripts/fewshot-table.ts runs/fewshot/results.json README.md
