@@ -18,6 +18,8 @@ ARG RUNTIME_IMAGE=node:20-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 # skip: CPU binaries only (they ship inside the npm package); cuda12: also download the CUDA EP binaries
 ARG ONNXRUNTIME_NODE_INSTALL=skip
+# build tools only live in this stage; their exact Debian versions do not reach the image
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
  && rm -rf /var/lib/apt/lists/*
@@ -53,7 +55,7 @@ ENV NODE_ENV=production \
 # the few-shot classifier store (SQLite) lives here
 VOLUME ["/app/data"]
 EXPOSE 8080
-USER clmae
+USER 10001:10001
 # ready = bundles verified, sessions created and warmed up, not draining
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.CLMAE_PORT || 8080) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

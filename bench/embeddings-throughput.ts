@@ -79,7 +79,7 @@ async function bareSession (): Promise<Array<{ batch: number, imagesPerSecond: n
   const L = m.num_patches
   const ready = await Promise.all(photos.map(async (p) => (await applyEvalTransform(await inspectImage(p, limits), m.eval_transform)).pixels))
   // the same session options as the service (src/inference/onnx-backend.ts)
-  const session = await ort.InferenceSession.create(bundle.graphPaths.encoder!, { graphOptimizationLevel: 'all', executionProviders: ['cpu'] })
+  const session = await ort.InferenceSession.create(bundle.graphPaths.encoder!, { graphOptimizationLevel: 'all', executionProviders: ['cpu'], extra: { 'session.intra_op.allow_spinning': '0' } })
   const out: Array<{ batch: number, imagesPerSecond: number }> = []
   for (const batch of BATCHES) {
     const images = new Float32Array(batch * 3 * S * S)

@@ -143,6 +143,7 @@ export class ModelRegistry {
     const factory: BackendFactory = options.backendFactory ?? ((path, graph) => createOnnxBackend(path, {
       executionProvider: config.executionProvider,
       intraOpThreads: config.ortIntraOpThreads,
+      allowSpinning: config.ortAllowSpinning,
       onFallback: (reason) => logger.warn({ path, graph, reason }, 'cuda execution provider unavailable; using cpu')
     }))
     let names = config.models

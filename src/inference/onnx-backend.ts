@@ -11,6 +11,8 @@ export interface OnnxBackendOptions {
   executionProvider: 'cpu' | 'cuda'
   /** 0 = onnxruntime default */
   intraOpThreads: number
+  /** idle intra-op threads spin-wait (onnxruntime's default) or sleep */
+  allowSpinning?: boolean
   /** called when cuda was asked for but the session fell back to cpu */
   onFallback?: (reason: string) => void
 }
@@ -18,7 +20,9 @@ export interface OnnxBackendOptions {
 export async function createOnnxBackend (modelPath: string, options: OnnxBackendOptions): Promise<InferenceBackend> {
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
-    ...(options.intraOpThreads > 0 ? { intraOpNumThreads: options.intraOpThreads } : {})
+    ...(options.intraOpThreads > 0 ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    // spinning threads steal the CPU that decoding needs (measured: see ortAllowSpinning in src/config.ts)
+    extra: { 'session.intra_op.allow_spinning': options.allowSpinning === true ? '1' : '0' }
   }
   let session: ort.InferenceSession
   let executionProvider: string = 'cpu'

@@ -199,7 +199,7 @@ test('limits: a batch over the maximum, an image over the byte limit, a body ove
 /** The real onnxruntime sessions, each run slowed down by `delayMs`, to hold the queue open. */
 function slowBackends (delayMs: number): AppDeps['backendFactory'] {
   return async (path) => {
-    const backend = await createOnnxBackend(path, { executionProvider: 'cpu', intraOpThreads: 1 })
+    const backend = await createOnnxBackend(path, { executionProvider: 'cpu', intraOpThreads: 1, allowSpinning: false })
     return {
       executionProvider: backend.executionProvider,
       inputNames: backend.inputNames,
