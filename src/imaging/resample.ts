@@ -132,30 +132,31 @@ interface Plane {
 function passH (img: Plane, y0: number, rows: number, c: Coefficients | undefined, x0: number, cols: number, colOffset: number): Plane {
   const out = new Uint8Array(rows * cols * 3)
   const src = img.data
+  if (c === undefined) {
+    for (let r = 0; r < rows; r++) {
+      const s = ((y0 + r) * img.width + x0 - colOffset) * 3
+      out.set(src.subarray(s, s + cols * 3), r * cols * 3)
+    }
+    return { data: out, width: cols, height: rows }
+  }
+  const { bounds, weights, ksize } = c // locals: the loops below are the hot path of preprocessing
   for (let r = 0; r < rows; r++) {
     const rowBase = (y0 + r) * img.width * 3
     for (let j = 0; j < cols; j++) {
       const o = (r * cols + j) * 3
       const xx = x0 + j
-      if (c === undefined) {
-        const s = rowBase + (xx - colOffset) * 3
-        out[o] = src[s]
-        out[o + 1] = src[s + 1]
-        out[o + 2] = src[s + 2]
-        continue
-      }
-      const xmin = c.bounds[xx * 2] - colOffset
-      const n = c.bounds[xx * 2 + 1]
-      const kBase = xx * c.ksize
+      const n = bounds[xx * 2 + 1]
+      const kBase = xx * ksize
+      let s = rowBase + (bounds[xx * 2] - colOffset) * 3
       let s0 = HALF
       let s1 = HALF
       let s2 = HALF
       for (let x = 0; x < n; x++) {
-        const w = c.weights[kBase + x]
-        const s = rowBase + (xmin + x) * 3
+        const w = weights[kBase + x]
         s0 = (s0 + Math.imul(src[s], w)) | 0
         s1 = (s1 + Math.imul(src[s + 1], w)) | 0
         s2 = (s2 + Math.imul(src[s + 2], w)) | 0
+        s += 3
       }
       out[o] = clip8(s0)
       out[o + 1] = clip8(s1)
@@ -182,16 +183,18 @@ function passV (img: Plane, c: Coefficients | undefined, y0: number, rows: numbe
     const ymin = c.bounds[yy * 2] - rowOffset
     const n = c.bounds[yy * 2 + 1]
     const kBase = yy * c.ksize
+    const weights = c.weights
     for (let j = 0; j < cols; j++) {
       let s0 = HALF
       let s1 = HALF
       let s2 = HALF
+      let s = ymin * stride + (x0 + j) * 3
       for (let y = 0; y < n; y++) {
-        const w = c.weights[kBase + y]
-        const s = (ymin + y) * stride + (x0 + j) * 3
+        const w = weights[kBase + y]
         s0 = (s0 + Math.imul(src[s], w)) | 0
         s1 = (s1 + Math.imul(src[s + 1], w)) | 0
         s2 = (s2 + Math.imul(src[s + 2], w)) | 0
+        s += stride
       }
       const o = (i * cols + j) * 3
       out[o] = clip8(s0)
