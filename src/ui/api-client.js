@@ -44,6 +44,7 @@ export function setApiKey (key) {
  * @returns {Promise<any>}
  */
 export async function callApi (path, options = {}) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: 'application/json', ...(options.headers ?? {}) }
   const key = getApiKey()
   if (key) headers.Authorization = `Bearer ${key}`

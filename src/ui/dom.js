@@ -38,7 +38,7 @@ export function showProblem (box, error) {
     : { title: 'Unexpected error in the page', detail: String(error), code: 'UI_UNEXPECTED', status: 0 }
   box.replaceChildren(
     h('p', { class: 'problem-title' }, problem.title, problem.status ? ` (HTTP ${problem.status})` : ''),
-    problem.detail ? h('p', { class: 'problem-detail' }, problem.detail) : null,
+    ...(problem.detail ? [h('p', { class: 'problem-detail' }, problem.detail)] : []),
     h('p', {}, 'Code: ', h('code', { class: 'problem-code' }, problem.code))
   )
   box.dataset.problemCode = problem.code

@@ -21,6 +21,7 @@ export function createFewShot ({ currentModel }) {
   /** @type {{label: HTMLInputElement, files: File[], row: HTMLElement}[]} */
   const groups = []
   let listed = false
+  let groupsMade = 0 // numbers rows, so ids stay unique after a row is removed
 
   addGroup('')
   addGroup('')
@@ -31,7 +32,7 @@ export function createFewShot ({ currentModel }) {
 
   /** One row of the examples form: a label, its images (drop or choose) and their thumbnails. */
   function addGroup (/** @type {string} */ initialLabel) {
-    const n = groups.length + 1
+    const n = ++groupsMade
     const labelInput = /** @type {HTMLInputElement} */ (h('input', { id: `group-label-${n}`, class: 'group-label', value: initialLabel, required: true, placeholder: 'label' }))
     const fileInput = /** @type {HTMLInputElement} */ (h('input', { id: `group-files-${n}`, class: 'group-files', type: 'file', accept: 'image/*', multiple: true }))
     const thumbs = h('ul', { class: 'thumbs', 'aria-label': 'chosen images' })

@@ -20,7 +20,7 @@ export function viridis (value) {
   const f = v - i
   const a = VIRIDIS[i]
   const b = VIRIDIS[i + 1]
-  return [0, 1, 2].map((c) => Math.round(a[c] + (b[c] - a[c]) * f))
+  return /** @type {[number, number, number]} */ ([0, 1, 2].map((c) => Math.round(a[c] + (b[c] - a[c]) * f)))
 }
 
 /**

@@ -63,6 +63,7 @@ export function createMaskAudit ({ currentModel }) {
     state.file = file
     state.dataUri = await fileToDataUri(file)
     state.seed = undefined
+    if (original.src.startsWith('blob:')) URL.revokeObjectURL(original.src)
     original.src = URL.createObjectURL(file)
     $('audit-original-caption').textContent = `Uploaded: ${file.name} (${file.type || 'unknown type'}, ${file.size} bytes)`
     await analyse()
@@ -106,6 +107,7 @@ export function createMaskAudit ({ currentModel }) {
     const randomValue = random.status === 'fulfilled' ? random.value : null
     if (randomValue?.seed !== undefined) state.seed = randomValue.seed
     state.base = await loadBase(learnedValue ?? randomValue, state.maskMap)
+    if (id !== state.request) return
 
     results.hidden = false
     renderHeatmap()
