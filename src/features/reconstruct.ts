@@ -65,8 +65,12 @@ export function gridOf (model: LoadedModel): PatchGrid {
   return { rows: model.manifest.grid[0], cols: model.manifest.grid[1], patchSize: model.manifest.patch_size }
 }
 
-/** Refuses options that do not apply to the masking, so a request never silently means something else. */
-function checkOptions (options: ReconstructOptions): void {
+/**
+ * Refuses options that do not apply to the masking (so a request never silently means something else),
+ * learned masking on a bundle without a masking module, and a ratio that keeps or removes nothing.
+ * Needs no image: the route calls it before decoding.
+ */
+export function checkReconstructOptions (model: LoadedModel, options: ReconstructOptions): void {
   const { masking } = options
   if (options.maskedPatches !== undefined && masking !== 'given') {
     throw new ApiError('MASK_OPTION_CONFLICT', `masked_patches applies to masking "given" only (masking is "${masking}")`)
@@ -80,6 +84,10 @@ function checkOptions (options: ReconstructOptions): void {
   if (masking === 'given' && options.maskedPatches === undefined) {
     throw new ApiError('MASK_PATCHES_MISSING', 'masking "given" needs masked_patches, the indices of the patches to remove (row * cols + col)')
   }
+  if (masking === 'learned' && !model.hasGraph('keep_scores')) {
+    throw new ApiError('MODEL_NO_MASKING_MODULE', `model ${model.id} (method ${model.manifest.method}) has no learned masking module; use masking "random" or "given"`)
+  }
+  if (masking !== 'given') checkedKeptCount(model.manifest.num_patches, options.maskRatio ?? model.manifest.mask_ratio)
 }
 
 /**
@@ -172,7 +180,7 @@ async function chooseSelection (model: LoadedModel, image: TransformedImage, opt
 }
 
 export async function reconstruct (model: LoadedModel, image: TransformedImage, options: ReconstructOptions, runOptions: RunOptions = {}): Promise<ReconstructionResult> {
-  checkOptions(options)
+  checkReconstructOptions(model, options)
   const chosen = await chooseSelection(model, image, options, runOptions)
   const { selection } = chosen
   const { pred, queueMs, inferenceMs } = await predictPatches(model, image.pixels, selection, runOptions)

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ErrorCode } from '../../errors.js'
-import { encodePanels, encodePanelStrip, reconstruct } from '../../features/reconstruct.js'
+import { checkReconstructOptions, encodePanels, encodePanelStrip, reconstruct, type ReconstructOptions } from '../../features/reconstruct.js'
 import { maskedIndices } from '../../features/selection.js'
 import { RAW_IMAGE_MEDIA_TYPES } from '../plugins/body-parsers.js'
 import { COMMON_ERRORS, IMAGE_ERRORS, errorResponses } from '../schemas/common.js'
@@ -62,13 +62,15 @@ async function createReconstruction (this: FastifyInstance, request: FastifyRequ
   const { options: raw, load } = await readOneImage(this, request, ReconstructionsOptionsSchema)
   const options = raw as ReconstructionsOptions
   const model = this.models.get(options.model)
-  const { image, input } = await load(model)
-  const result = await reconstruct(model, image, {
+  const reconstructOptions: ReconstructOptions = {
     masking: options.masking ?? 'learned',
     maskRatio: options.mask_ratio,
     seed: options.seed,
     maskedPatches: options.masked_patches
-  }, { signal: request.clientSignal, deadline: request.deadline })
+  }
+  checkReconstructOptions(model, reconstructOptions) // before decoding: these answers do not depend on the image
+  const { image, input } = await load(model)
+  const result = await reconstruct(model, image, reconstructOptions, { signal: request.clientSignal, deadline: request.deadline })
   setTimingHeaders(reply, result.queueMs, result.inferenceMs)
   const [rows, cols] = model.manifest.grid
   if (wantsPng(request)) {

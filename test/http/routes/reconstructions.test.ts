@@ -153,4 +153,9 @@ test('bad inputs: indices, counts, conflicting options, ratios, types, MAE bundl
   await expectProblem(await postJson(url, { input, masking: 'random', seed: -1 }), 400, 'REQUEST_VALIDATION_FAILED')
   await expectProblem(await postJson(url, { input, model: BASELINE_MODEL }), 422, 'MODEL_NO_MASKING_MODULE')
   await expectProblem(await postJson(url, { input: 'not base64 !!' }), 400, 'IMAGE_BASE64_INVALID')
+  // option errors are found before the image is decoded
+  const notAnImage = Buffer.from('hello').toString('base64')
+  await expectProblem(await postJson(url, { input: notAnImage, masking: 'given' }), 400, 'MASK_PATCHES_MISSING')
+  await expectProblem(await postJson(url, { input: notAnImage, model: BASELINE_MODEL }), 422, 'MODEL_NO_MASKING_MODULE')
+  await expectProblem(await postJson(url, { input: notAnImage, masking: 'random' }), 422, 'IMAGE_UNREADABLE')
 })
