@@ -21,6 +21,7 @@ import { embedInChunks, encoderSha256 } from '../../fewshot/embed-examples.js'
 import { openDatabase, type SqliteDatabase } from '../../storage/database.js'
 import { ClassifierStore, type NewExample, type RefitResult, type StoredClassifier, type StoredExample } from '../../storage/classifier-store.js'
 import { decodeImageString, readImageRequest } from '../image-inputs.js'
+import { RAW_IMAGE_MEDIA_TYPES } from '../plugins/body-parsers.js'
 import { COMMON_ERRORS, IMAGE_ERRORS, errorResponses } from '../schemas/common.js'
 import {
   AddExamplesJsonRequestSchema, AddExamplesOptionsSchema, ClassifierIdParamsSchema, ClassifierSchema, CreateJsonRequestSchema, CreateMultipartSchema,
@@ -104,7 +105,7 @@ export default async function classifiersRoutes (app: FastifyInstance): Promise<
       description: 'Top-k labels with probabilities per image; `label` is null and `abstained` true when the top probability is below `threshold`. `model` defaults to the pinned model (else the default model); a model whose encoder sha256 differs from the pinned one is 409 CLASSIFIER_MODEL_MISMATCH. Images: JSON `input`, multipart files, or one raw image body with options in the query string.',
       params: ClassifierIdParamsSchema,
       querystring: PredictOptionsSchema,
-      body: { content: { 'application/json': { schema: PredictJsonRequestSchema }, 'multipart/form-data': { schema: { type: 'object', description: 'images as file parts; options as text fields' } }, 'image/*': { schema: { type: 'string', format: 'binary' } } } },
+      body: { content: { 'application/json': { schema: PredictJsonRequestSchema }, 'multipart/form-data': { schema: { type: 'object', description: 'images as file parts; options as text fields' } }, ...Object.fromEntries(RAW_IMAGE_MEDIA_TYPES.map((t) => [t, { schema: { type: 'string', format: 'binary' } }])) } },
       response: { 200: PredictResponseSchema, ...errorResponses([...COMMON_ERRORS, ...NOT_FOUND, ...IMAGE_ERRORS, 'BATCH_TOO_LARGE', 'CLASSIFIER_MODEL_MISMATCH', 'CLASSIFIER_EMBEDDING_INVALID']) }
     }
   }, predict)

@@ -20,7 +20,7 @@ const EmbeddingField = Type.Array(Type.Number(), { minItems: 1, description: 'a 
 
 /** Options of create and add-examples, shared by JSON bodies and multipart text fields. */
 export const CreateOptionsSchema = Type.Object({
-  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'display name (default: the id)' })),
+  name: Type.Optional(Type.String({ maxLength: 200, description: 'display name (empty or absent: the id)' })),
   method: Type.Optional(MethodField),
   model: Type.Optional(ModelField),
   pooling: Type.Optional(PoolingField),
