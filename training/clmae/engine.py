@@ -29,6 +29,8 @@ class StepSettings:
         lambda_kl, lambda_div, lambda_gauss: regulariser weights of the masking step.
         kl_reference_batch: the KL term is mean x this (256 = the official per-GPU batch; spec A3).
         seed: base seed of the MAE's random masks (noise drawn per global step and rank).
+        set_to_none: zero_grad(set_to_none=...); False with a single optimizer reproduces the official
+            code's PyTorch-1.x "ghost" updates of the frozen part (spec 4.2, A2).
     """
 
     mask_ratio: float = 0.75
@@ -37,11 +39,17 @@ class StepSettings:
     lambda_gauss: float = 1.0
     kl_reference_batch: int = 256
     seed: int = 0
+    set_to_none: bool = True
 
 
 def build_optimizers(mae: nn.Module, masking: nn.Module | None, *, lr: float, weight_decay: float = 0.05,
-                     betas: tuple[float, float] = (0.9, 0.95)) -> tuple[torch.optim.AdamW, torch.optim.AdamW | None]:
-    """Two AdamW optimizers (spec A2) with MAE's weight-decay rule: no decay for 1-D params and biases."""
+                     betas: tuple[float, float] = (0.9, 0.95),
+                     single: bool = False) -> tuple[torch.optim.AdamW, torch.optim.AdamW | None]:
+    """Two AdamW optimizers (spec A2) with MAE's weight-decay rule: no decay for 1-D params and biases.
+
+    single=True returns one AdamW over both parts, twice (the official code's setup, for the
+    faithful_ghost_updates ablation).
+    """
 
     def groups(module: nn.Module) -> list[dict]:
         decay, no_decay = [], []
@@ -51,6 +59,11 @@ def build_optimizers(mae: nn.Module, masking: nn.Module | None, *, lr: float, we
             (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
         return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
+    if single and masking is not None:
+        both = [{"params": a["params"] + b["params"], "weight_decay": a["weight_decay"]}
+                for a, b in zip(groups(mae), groups(masking))]
+        opt = torch.optim.AdamW(both, lr=lr, betas=betas)
+        return opt, opt
     opt_mae = torch.optim.AdamW(groups(mae), lr=lr, betas=betas)
     opt_masking = torch.optim.AdamW(groups(masking), lr=lr, betas=betas) if masking is not None else None
     return opt_mae, opt_masking
@@ -112,7 +125,7 @@ def mae_step(mae_run: nn.Module, masking_run: nn.Module | None, images: torch.Te
         raise FloatingPointError(f"MAE loss is {loss.item()} at step {step}")
     loss.backward()
     optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=settings.set_to_none)
     out["loss_mae"] = loss.item()
     return out
 
@@ -140,7 +153,7 @@ def masking_step(masking_run: nn.Module, mae: nn.Module, images: torch.Tensor, o
             raise FloatingPointError(f"masking loss is {total.item()}")
         total.backward()
     optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=settings.set_to_none)
     return {"loss_masking": total.item(), "loss_rec_weighted": rec.item(), "loss_gauss": gauss.item(),
             "loss_kl": kl.item(), "loss_div": div.item(), "keep_score_mean_soft": keep_scores.mean().item()}
 
@@ -165,10 +178,9 @@ def train_one_epoch(*, mae_run: nn.Module, masking_run: nn.Module | None, batche
         t0 = time.perf_counter()
         step = epoch * iters_per_epoch + it
         lr = lr_table[step]
-        for opt in (opt_mae, opt_masking):
-            if opt is not None:
-                for group in opt.param_groups:
-                    group["lr"] = lr
+        for opt in {id(o): o for o in (opt_mae, opt_masking) if o is not None}.values():  # may be one object
+            for group in opt.param_groups:
+                group["lr"] = lr
         images = images.to(device, non_blocking=True)
         metrics = {"lr": lr, "curriculum_factor": factor}
         metrics.update(mae_step(mae_run, masking_run, images, opt_mae, settings, step=step, rank=rank))

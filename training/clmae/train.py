@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda-gauss", type=float, default=1.0, help="Gaussian binarisation loss weight")
     p.add_argument("--curriculum", choices=CURRICULA, default="linear",
                    help="linear: +1 (partner) -> -1 (adversary) per epoch; partner/adversary: constant +1/-1; off: 0")
+    p.add_argument("--faithful-ghost-updates", action="store_true",
+                   help="ablation: one AdamW for both parts and zero_grad(set_to_none=False), reproducing the "
+                        "official code's extra momentum-only updates of the frozen part under PyTorch 1.x (spec 4.2)")
     p.add_argument("--seed", type=int, default=0, help="seeds init, data order, augmentation and MAE mask noise")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--limit-images", type=int, default=None, help="use a seeded subset of N training images")
@@ -156,12 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     mae.to(device)
     if masking is not None:
         masking.to(device)
-    opt_mae, opt_masking = build_optimizers(mae, masking, lr=run["lr"], weight_decay=args.weight_decay)
+    opt_mae, opt_masking = build_optimizers(mae, masking, lr=run["lr"], weight_decay=args.weight_decay,
+                                            single=args.faithful_ghost_updates)
     lrs = lr_table(iters_per_epoch=max(iters_per_epoch, 1), epochs=args.epochs, warmup_epochs=run["warmup_epochs"],
                    lr=run["lr"], min_lr=args.min_lr)
     factors = curriculum_table(args.epochs, args.curriculum)
     settings = StepSettings(mask_ratio=args.mask_ratio, lambda_kl=args.lambda_kl, lambda_div=args.lambda_div,
-                            lambda_gauss=args.lambda_gauss, kl_reference_batch=args.kl_reference_batch, seed=args.seed)
+                            lambda_gauss=args.lambda_gauss, kl_reference_batch=args.kl_reference_batch, seed=args.seed,
+                            set_to_none=not args.faithful_ghost_updates)
 
     start_epoch, start_iter, wall_before, epoch_sums, final_losses = 0, 0, 0.0, {}, {}
     if state is not None:
@@ -176,8 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         ckpt.restore_rng_states(state["rng"])
         if dist_info.is_main:
             print(f"resumed from {ckpt_path} at epoch {start_epoch}, iteration {start_iter}", flush=True)
-    mae_run = DDP(mae) if dist_info.world_size > 1 else mae
-    masking_run = (DDP(masking) if dist_info.world_size > 1 else masking) if masking is not None else None
+    # A9: MAE and masking module are separate DDP instances, so each step all-reduces only its own gradients.
+    ddp_ids = [dist_info.local_rank] if device.type == "cuda" else None
+    mae_run = DDP(mae, device_ids=ddp_ids) if dist_info.world_size > 1 else mae
+    masking_run = None
+    if masking is not None:
+        masking_run = DDP(masking, device_ids=ddp_ids) if dist_info.world_size > 1 else masking
 
     t_start = time.perf_counter()
 

@@ -117,3 +117,18 @@ def test_weight_decay_groups():
     assert not any(p is mae.stem.pos_embed for g in opt_mae.param_groups for p in g["params"])
     n_masking = sum(p.numel() for g in opt_masking.param_groups for p in g["params"])
     assert n_masking == sum(p.numel() for p in masking.parameters())
+
+
+@pytest.mark.parametrize("faithful", [False, True])
+def test_ghost_updates_only_with_the_faithful_flag(faithful):
+    """Spec 4.2: one optimizer + zero_grad(set_to_none=False) also moves the frozen part (momentum only)."""
+    mae, masking, images = _setup()
+    opt_mae, opt_masking = build_optimizers(mae, masking, lr=1e-3, single=faithful)
+    assert (opt_mae is opt_masking) == faithful
+    settings = StepSettings(set_to_none=not faithful)
+    mae_step(mae, masking, images, opt_mae, settings, step=0)
+    masking_step(masking, mae, images, opt_masking, settings, factor=1.0)
+    before = [p.detach().clone() for p in masking.parameters()]
+    mae_step(mae, masking, images, opt_mae, settings, step=1)  # the masking module is frozen in this step
+    moved = any(not torch.equal(a, p) for a, p in zip(before, masking.parameters()))
+    assert moved == faithful
