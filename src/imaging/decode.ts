@@ -43,6 +43,9 @@ export async function inspectImage (bytes: Buffer, limits: ImageLimits): Promise
     limitInputPixels: limits.maxImagePixels,
     failOn: 'error', // truncated or corrupt data is an error, not a grey tail
     autoOrient: true,
+    // the stored RGB values, as PIL's convert('RGB') in training: sharp would otherwise convert an embedded
+    // ICC profile (e.g. Display P3) to sRGB, up to 117 levels apart (test/imaging/eval-transform.test.ts)
+    ignoreIcc: true,
     pages: 1, // first frame of an animation
     page: 0
   })

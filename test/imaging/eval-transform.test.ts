@@ -1,7 +1,8 @@
 /**
  * Parity of the service's preprocessing (sharp: src/imaging/decode.ts + eval-transform.ts) with the Python
  * evaluation transform (PIL + torchvision), on the fixture images of test/fixtures/preprocess/:
- * EXIF-rotated non-square JPEGs, non-square PNGs, an RGBA and a grayscale PNG, a 5x downscale.
+ * EXIF-rotated non-square JPEGs, non-square PNGs, an RGBA and a grayscale PNG, a 5x downscale, a JPEG with
+ * an embedded Display P3 profile (PIL ignores it; converting it to sRGB would be up to 117 levels off).
  * The reference tensors come from training/tools/dump_eval_transform.py (test/fixtures/preprocess-reference.json).
  *
  * Tolerance of the default resize (preprocessResize 'pillow', Pillow's algorithm), after normalisation:
@@ -47,6 +48,7 @@ test('the reference covers the required cases', () => {
   assert.ok(files.some((f) => f.startsWith('exif-rotate') && f.endsWith('.jpg')))
   assert.ok(files.some((f) => f.endsWith('.png')))
   assert.ok(files.includes('rgba.png') && files.includes('gray.png'))
+  assert.ok(files.includes('icc-p3.jpg')) // an embedded colour profile is ignored, as PIL does
 })
 
 for (const backend of ['pillow', 'sharp'] as const) {

@@ -10,6 +10,8 @@ Each image exercises one step of the evaluation transform in manifest.json's eva
 - tall.png: 80x200 RGB, a large downscale (antialiasing matters).
 - rgba.png: 96x72 RGBA with transparent areas; PIL's convert('RGB') drops alpha (no compositing).
 - large.jpg: 512x384 plain JPEG (no EXIF), a 5x downscale like the real photos the service gets.
+- icc-p3.jpg: 160x120 JPEG with an embedded Display P3 ICC profile; PIL ignores the profile (the stored
+  values are the model input), so the service must not convert it to sRGB either.
 - gray.png: 70x90 8-bit grayscale; converted to RGB by replicating the channel.
 
 Pixels are smooth gradients plus seeded noise and a few sharp edges, so resampling differences show.
@@ -21,12 +23,23 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import base64
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 ORIENTATION_TAG = 0x0112
+# Display P3 matrix/TRC profile ("sP3C", CC0), as sharp 0.34 embeds it with withIccProfile('p3').
+DISPLAY_P3_ICC = base64.b64decode(
+    "AAAB4GxjbXMEIAAAbW50clJHQiBYWVogB+IAAwAUAAkADgAdYWNzcE1TRlQAAAAAc2F3c2N0cmwAAAAAAAAAAAAAAAAAAPbWAAEA"
+    "AAAA0y1oYW5kguKocouKP/clPrmS7iTWrgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAKZGVzYwAAAPwAAAAkY3BydAAA"
+    "ASAAAAAid3RwdAAAAUQAAAAUY2hhZAAAAVgAAAAsclhZWgAAAYQAAAAUZ1hZWgAAAZgAAAAUYlhZWgAAAawAAAAUclRSQwAAAcAA"
+    "AAAgZ1RSQwAAAcAAAAAgYlRSQwAAAcAAAAAgbWx1YwAAAAAAAAABAAAADGVuVVMAAAAIAAAAHABzAFAAMwBDbWx1YwAAAAAAAAAB"
+    "AAAADGVuVVMAAAAGAAAAHABDAEMAMAAAWFlaIAAAAAAAAPbWAAEAAAAA0y1zZjMyAAAAAAABDEIAAAXe///zJQAAB5MAAP2Q///7"
+    "of///k4AAAOaAADAFFhZWiAAAAAAAACD3wAAPb8AAAAAWFlaIAAAAAAAAEq/AACxNwAACrVYWVogAAAAAAAAKDgAABEKAADIeHBh"
+    "cmEAAAAAAAMAAAACZmkAAPKnAAANWQAAE9AAAApb"
+)
 
 
 def make_pixels(width: int, height: int, channels: int, seed: int, noise: float = 18.0) -> np.ndarray:
@@ -65,6 +78,8 @@ def main() -> None:
     Image.fromarray(make_pixels(150, 146, 3, seed=3), "RGB").save(out / "wide-odd-offset.png")
     Image.fromarray(make_pixels(80, 200, 3, seed=4), "RGB").save(out / "tall.png")
     Image.fromarray(make_pixels(512, 384, 3, seed=7, noise=6.0), "RGB").save(out / "large.jpg", quality=85)
+    Image.fromarray(make_pixels(160, 120, 3, seed=8), "RGB").save(out / "icc-p3.jpg", quality=92,
+                                                                  icc_profile=DISPLAY_P3_ICC)
     rgba = make_pixels(96, 72, 4, seed=5)
     rgba[:, :, 3] = np.where(np.arange(96)[None, :] < 30, 0, rgba[:, :, 3])  # fully transparent left band
     Image.fromarray(rgba, "RGBA").save(out / "rgba.png")
