@@ -37,6 +37,7 @@ export function createMaskAudit ({ currentModel }) {
     /** @type {CanvasImageSource | null} */ base: null, // the model's view of the image, under the heatmap
     /** @type {any} */ maskMap: null,
     /** @type {number | undefined} */ seed: undefined,
+    /** @type {any} */ record: null, // the API's answers as received, for the downloadable audit record
     request: 0 // id of the newest request; older answers are dropped
   }
 
@@ -53,6 +54,7 @@ export function createMaskAudit ({ currentModel }) {
     opacityOutput.value = Number(opacityInput.value).toFixed(2)
     renderHeatmap()
   })
+  $('download-audit').addEventListener('click', downloadRecord)
   $('new-seed').addEventListener('click', () => {
     state.seed = undefined // the API draws and echoes a new one
     if (state.dataUri) analyse()
@@ -116,6 +118,16 @@ export function createMaskAudit ({ currentModel }) {
     renderReconstructions(learnedValue, learned.status === 'rejected' ? learned.reason : null,
       randomValue, random.status === 'rejected' ? random.reason : null, learnedAvailable)
     renderAuditTrail(model, learnedValue ?? randomValue)
+    state.record = {
+      at: new Date().toISOString(),
+      image: { name: state.file?.name, type: state.file?.type, bytes: state.file?.size },
+      model: { id: model.id, method: model.method, graph_sha256: model.sha256 },
+      request: { mask_ratio: ratio, seed: randomValue?.seed },
+      mask_map: state.maskMap,
+      // Panels (PNG) are left out: the record is the numbers, and the image can be re-sent to replay it.
+      reconstructions: Object.fromEntries([['learned', learnedValue], ['random', randomValue]]
+        .filter(([, v]) => v).map(([k, v]) => [k, { ...v, panels: undefined }]))
+    }
     status.textContent = `Done: ${model.id}, mask ratio ${ratio.toFixed(2)}.`
     document.body.dataset.auditState = 'done'
   }
@@ -265,6 +277,14 @@ export function createMaskAudit ({ currentModel }) {
       h('dt', {}, name),
       h('dd', { dataset: { field: name.replaceAll(' ', '-') } }, h('code', {}, value))
     ]))
+  }
+
+  function downloadRecord () {
+    if (!state.record) return
+    const url = URL.createObjectURL(new Blob([JSON.stringify(state.record, null, 2)], { type: 'application/json' }))
+    const link = h('a', { href: url, download: `mask-audit-${state.record.model.id}-${state.record.at.replaceAll(':', '-')}.json` })
+    link.click()
+    setTimeout(() => URL.revokeObjectURL(url), 1000)
   }
 
   return {
