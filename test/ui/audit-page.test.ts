@@ -65,6 +65,7 @@ after(async () => {
 /** A page that fails the test on any uncaught script error. */
 async function newPage (b: Browser): Promise<Page> {
   const p = await b.newPage({ viewport: { width: 1300, height: 1000 } })
+  p.setDefaultTimeout(WAIT_MS) // clicks, navigation and downloads on a loaded CI box too
   p.on('pageerror', (error) => { pageErrors.push(error.message) })
   // A blocked script, style or image would break the page silently: the CSP must allow all it uses.
   p.on('console', (message) => { if (/Content Security Policy/i.test(message.text())) pageErrors.push(message.text()) })
