@@ -7,12 +7,14 @@
  * resizes and normalises. In the same run, a bare onnxruntime-node session on the same encoder.onnx is fed
  * ready tensors (the same photos, preprocessed once) at batch sizes 1..32; its best images/s is the
  * reference. Prints a table and the ratio HTTP / bare at the highest concurrency (target >= 0.9).
+ * --max-side N shrinks the photos first, which separates the serving stack's cost from the decoding of big JPEGs.
  */
 import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
+import sharp from 'sharp'
 import { readBundle } from '../src/bundles/bundle-reader.js'
 import { inspectImage } from '../src/imaging/decode.js'
 import { applyEvalTransform } from '../src/imaging/eval-transform.js'
@@ -31,9 +33,12 @@ const CONCURRENCY = arg('concurrency', '1,8,32').split(',').map(Number)
 const PHOTOS = resolve(ROOT, arg('photos', '../shared/data/photos'))
 const MODEL = arg('model', 'clmae-vit-mini-p8-64')
 const BATCHES = arg('bare-batches', '1,2,4,8,16,32').split(',').map(Number)
+// --max-side N: shrink the photos once, before the run (JPEG q90), to measure the serving stack without big decodes
+const MAX_SIDE = Number(arg('max-side', '0'))
 
-const photos = readdirSync(PHOTOS).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => readFileSync(join(PHOTOS, f)))
+let photos = readdirSync(PHOTOS).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => readFileSync(join(PHOTOS, f)))
 if (photos.length === 0) throw new Error(`no photos in ${PHOTOS}`)
+if (MAX_SIDE > 0) photos = await Promise.all(photos.map((p) => sharp(p).resize(MAX_SIDE, MAX_SIDE, { fit: 'inside' }).jpeg({ quality: 90 }).toBuffer()))
 
 function percentile (sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
@@ -108,7 +113,7 @@ async function main (): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
     const info = await (await fetch(`${url}/v1/models`)).json() as { data: Array<{ id: string, batching: unknown, execution_provider: string }> }
-    console.log(`# ${photos.length} photos from ${PHOTOS}; model ${MODEL}; server flags: ${serverArgs.join(' ') || '(defaults)'}; ${SECONDS}s per level`)
+    console.log(`# ${photos.length} photos from ${PHOTOS}${MAX_SIDE > 0 ? ` shrunk to a longer side of ${MAX_SIDE} px` : ''}, mean ${Math.round(photos.reduce((a, p) => a + p.length, 0) / photos.length / 1024)} KiB; model ${MODEL}; server flags: ${serverArgs.join(' ') || '(defaults)'}; ${SECONDS}s per level`)
     console.log(`# batching ${JSON.stringify(info.data.find((m) => m.id === MODEL)?.batching)}, execution provider ${info.data[0].execution_provider}`)
     await httpLevel(url, 4) // warm the connection pool and JIT
     const rows: Array<{ concurrency: number, imagesPerSecond: number, p50: number, p99: number, errors: number }> = []

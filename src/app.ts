@@ -13,6 +13,7 @@ import { Ajv } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import sharp from 'sharp'
 import type { Config } from './config.js'
+import { ApiError } from './errors.js'
 import { ModelRegistry, type BackendFactory } from './bundles/model-registry.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { setResizeBackend } from './imaging/eval-transform.js'
@@ -74,7 +75,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     bodyLimit: config.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
-    return503OnClosing: true,
+    return503OnClosing: false, // the draining hook below answers with a problem body instead
     forceCloseConnections: 'idle'
   })
   app.setValidatorCompiler(buildValidatorCompiler())
@@ -91,6 +92,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
 
   app.addSchema(ProblemSchema)
   await app.register(problemJson, { metrics })
+  // after SIGTERM: in-flight and queued work finishes, new work goes elsewhere (health routes still answer)
+  app.addHook('onRequest', async (request) => {
+    if (app.lifecycle.draining && !/^\/(livez|readyz|metrics)(\?|$)/.test(request.url)) {
+      throw new ApiError('SERVICE_UNAVAILABLE', 'shutting down: send new requests to another instance', { headers: { 'retry-after': String(config.retryAfterSeconds) } })
+    }
+  })
   await app.register(requestContext, { requestDeadlineMs: config.requestDeadlineMs })
   await app.register(requestMetrics, { metrics })
   await app.register(apiKeys, { apiKeys: config.apiKeys, protectMetrics: config.protectMetrics })

@@ -14,15 +14,15 @@ const ROOT = new URL('..', import.meta.url).pathname
 const SERVER = ['--import', 'tsx', 'src/server.ts']
 
 test('--help lists the settings; a bad setting exits 2 with a message naming it', () => {
-  const help = spawnSync(process.execPath, [...SERVER, '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+  const help = spawnSync(process.execPath, [...SERVER, '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 })
   assert.equal(help.status, 0)
   assert.match(help.stdout, /--max-batch-size {2}CLMAE_MAX_BATCH_SIZE/)
-  const bad = spawnSync(process.execPath, [...SERVER, '--max-batch-size', '0'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+  const bad = spawnSync(process.execPath, [...SERVER, '--max-batch-size', '0'], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 })
   assert.equal(bad.status, 2)
   assert.match(bad.stderr, /configuration error: invalid maxBatchSize \(CLMAE_MAX_BATCH_SIZE \/ --max-batch-size\)/)
 })
 
-test('SIGTERM: in-flight requests finish, then the process exits 0', { timeout: 120_000 }, async () => {
+test('SIGTERM: in-flight requests finish, then the process exits 0', { timeout: 300_000 }, async () => {
   const db = join(mkdtempSync(join(tmpdir(), 'clmae-server-')), 'clmae.sqlite')
   const child = spawn(process.execPath, [...SERVER, '--port', '0', '--models-dir', MODELS_DIR, '--db-path', db, '--log-level', 'info'], { cwd: ROOT, env: { ...process.env, CLMAE_API_KEYS: '' } })
   let log = ''
@@ -44,8 +44,14 @@ test('SIGTERM: in-flight requests finish, then the process exits 0', { timeout: 
   })
   assert.equal((await fetch(`${url}/readyz`)).status, 200)
   const png = readFileSync(new URL('gradient.png', IMAGES_DIR)).toString('base64')
-  const inflight = postJson(`${url}/v1/embeddings`, { input: Array.from({ length: 16 }, () => png) })
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  let settled = false
+  const inflight = postJson(`${url}/v1/embeddings`, { input: Array.from({ length: 16 }, () => png) }).finally(() => { settled = true })
+  // wait until the server holds the request (2 in flight: it and this scrape), then SIGTERM
+  while (!settled) {
+    const metrics = await (await fetch(`${url}/metrics`)).text()
+    if (/clmae_inflight_requests 2/.test(metrics)) break
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
   child.kill('SIGTERM')
   const response = await inflight
   assert.equal(response.status, 200)

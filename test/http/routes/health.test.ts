@@ -20,6 +20,11 @@ test('readyz is 503 before warm-up, 200 after, 503 while draining; livez is 200 
   assert.deepEqual(await ready.json(), { status: 'ready' })
   app.lifecycle.draining = true
   assert.equal((await fetch(`${url}/readyz`)).status, 503)
+  const refused = await fetch(`${url}/v1/models`)
+  assert.equal(refused.status, 503, 'new work is refused while draining')
+  assert.match(refused.headers.get('content-type') ?? '', /application\/problem\+json/)
+  assert.equal(((await refused.json()) as { code: string }).code, 'SERVICE_UNAVAILABLE')
+  assert.equal((await fetch(`${url}/metrics`)).status, 200)
   assert.equal((await fetch(`${url}/livez`)).status, 200)
 })
 
