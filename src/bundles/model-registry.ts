@@ -15,6 +15,7 @@
  * check model.hasGraph('keep_scores') and throw ApiError('MODEL_NO_MASKING_MODULE') otherwise).
  * Rows of one request may share batches with other requests; outputs come back in the request's order.
  */
+import { existsSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import type { Logger } from 'pino'
@@ -149,7 +150,8 @@ export class ModelRegistry {
     let names = config.models
     if (names.length === 0) {
       try {
-        names = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort()
+        // a bundle is a directory with a manifest.json; other folders (model cards, run logs) are not bundles
+        names = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory() && existsSync(join(root, d.name, 'manifest.json'))).map((d) => d.name).sort()
       } catch (error) {
         throw new BundleError('BUNDLE_MANIFEST_MISSING', `models directory ${root} cannot be read (${(error as Error).message}); set CLMAE_MODELS_DIR / --models-dir`, { cause: error })
       }
