@@ -9,5 +9,5 @@ DATA="${FEWSHOT_DATA:-../shared/data}"
 node --import tsx src/cli/fewshot-benchmark.ts \
   --data "$DATA/imagewoof" --data "$DATA/sport_balls" --data "$DATA/cifar10" \
   --model clmae-vit-mini-p8-64 --model mae-vit-mini-p8-64 \
-  --out-json runs/fewshot/results.json --out-md runs/fewshot/table.md "$@"
-node --import tsx scripts/fewshot-table.ts runs/fewshot/results.json README.md
+  --out-json models/fewshot/fewshot.json --out-md models/fewshot/fewshot.md "$@"
+node --import tsx scripts/fewshot-table.ts models/fewshot/fewshot.json README.md

@@ -20,7 +20,7 @@ export function replaceBlock (readme: string, table: string): string {
   return `${readme.slice(0, start + BEGIN.length)}\n${note}\n${table}\n${readme.slice(end)}`
 }
 
-const [jsonPath = 'runs/fewshot/results.json', readmePath = 'README.md'] = process.argv.slice(2)
+const [jsonPath = 'models/fewshot/fewshot.json', readmePath = 'README.md'] = process.argv.slice(2)
 if (process.argv[1]?.endsWith('fewshot-table.ts')) {
   const report = JSON.parse(readFileSync(jsonPath, 'utf8')) as BenchmarkReport
   writeFileSync(readmePath, replaceBlock(readFileSync(readmePath, 'utf8'), renderMarkdown(report)))
