@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the few-shot benchmark (the CL-MAE paper's protocol) on the three evaluation sets with the default
-# model and the MAE baseline, writes runs/fewshot/results.json and table.md, and regenerates README.md's
+# model and the MAE baseline, writes models/fewshot/fewshot.json and fewshot.md, and regenerates README.md's
 # few-shot table. Data: ../shared/data (override with FEWSHOT_DATA). Extra arguments go to the benchmark,
 # e.g. `scripts/fewshot-table.sh --max-test-per-class 20`.
 set -euo pipefail

@@ -3,7 +3,7 @@
 Every number and picture in models/README.md comes from here, so the card can be refreshed whenever a
 run or the default model changes:
 
-    .venv/bin/python training/tools/model_card.py            # writes models/card/*.png and models/README.md
+    .venv/bin/python training/tools/model_card.py   # writes models/card/*.png, models/README.md, README's few-shot table
 
 Inputs (all committed, none needs ../shared):
   models/runs/<run>/log.jsonl, config.json, keep_scores/epoch_XXX.json   (training/clmae/run_log.py, monitor.py)
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 from pathlib import Path
 
 import matplotlib
@@ -129,18 +130,26 @@ def plot_curriculum(out: Path, clmae: dict, mask_ratio: float) -> None:
 
 
 def plot_recon_vs_random(out: Path, monitor: list[dict], lambdas: dict[int, float]) -> None:
+    """Left: both errors per epoch. Right: their ratio, which is what the curriculum claim is about."""
     epochs = [m["epoch"] for m in monitor]
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig, (ax, ax_r) = plt.subplots(1, 2, figsize=(11, 3.4))
     ax.plot(epochs, [m["recon_learned"] for m in monitor], "o-", label="learned mask")
     ax.plot(epochs, [m["recon_random"] for m in monitor], "s--", label="random mask, same ratio")
-    for e in epochs[1:]:
-        lam = lambdas.get(e - 1)
-        if lam is not None:
-            ax.annotate(f"λ={lam:+.2f}", (e, ax.get_ylim()[1]), fontsize=7, ha="center", va="top")
     ax.set_xlabel("epochs trained (0 = at init)")
     ax.set_ylabel("masked MSE on 16 held-out images")
     ax.set_title("Reconstruction error: learned vs random mask")
     ax.legend()
+    ratio = [m["recon_learned"] / m["recon_random"] for m in monitor]
+    ax_r.plot(epochs, ratio, "o-", color="tab:red")
+    ax_r.axhline(1, color="black", lw=0.6)
+    for e in epochs[1:]:
+        lam = lambdas.get(e - 1)
+        if lam is not None:
+            ax_r.axvspan(e - 1, e, color="tab:green" if lam > 0 else "tab:purple", alpha=0.08)
+            ax_r.annotate(f"λ={lam:+.2f}", (e - 0.5, max(ratio)), fontsize=7, ha="center", va="bottom")
+    ax_r.set_xlabel("epochs trained (green: partner epoch, purple: adversary epoch)")
+    ax_r.set_ylabel("learned / random")
+    ax_r.set_title("Ratio (< 1: learned mask easier than random)")
     fig.tight_layout()
     fig.savefig(out / "recon-learned-vs-random.png", dpi=110)
     plt.close(fig)
@@ -210,8 +219,9 @@ def fewshot_tables(report: dict, models: dict[str, str]) -> tuple[str, str, dict
     lines = []
     header = "| data set | features | " + " | ".join(f"{s}-shot Acc@1 / Acc@5" for s in shots) + " |"
     lines += [header, "|---|---|" + "---|" * len(shots)]
-    wins = ties = total = 0
-    losses_list = []
+    wins = ties = total = clear = 0
+    losses_list: list[str] = []
+    over_pixels = {"clmae": 0, "mae": 0}
     for ds in report["datasets"]:
         res = ds["results"]
         feature_names = [models["clmae"], models["mae"]] + [k for k in res if k not in models.values()]
@@ -221,20 +231,31 @@ def fewshot_tables(report: dict, models: dict[str, str]) -> tuple[str, str, dict
             cells = [f"{r['acc1']['mean'] * 100:.1f}±{r['acc1']['std'] * 100:.1f} / "
                      f"{r['acc5']['mean'] * 100:.1f}±{r['acc5']['std'] * 100:.1f}" for r in res[name]]
             lines.append(f"| {ds['name']} | {name} | " + " | ".join(cells) + " |")
+        pixels = next((k for k in res if k not in models.values()), None)
         if models["clmae"] in res and models["mae"] in res:
             for a, b in zip(res[models["clmae"]], res[models["mae"]]):
                 for metric in ("acc1", "acc5"):
                     total += 1
                     diff = a[metric]["mean"] - b[metric]["mean"]
+                    if abs(diff) > max(a[metric]["std"], b[metric]["std"]):
+                        clear += 1
                     if diff > 1e-9:
                         wins += 1
                     elif abs(diff) <= 1e-9:
                         ties += 1
                     else:
                         losses_list.append(f"{ds['name']} {a['shots']}-shot {metric}")
-    counts = {"wins": wins, "ties": ties, "total": total, "losses": losses_list}
+        if pixels:
+            for method in ("clmae", "mae"):
+                for a, p in zip(res.get(models[method], []), res[pixels]):
+                    over_pixels[method] += sum(a[m]["mean"] > p[m]["mean"] for m in ("acc1", "acc5"))
+    counts = {"wins": wins, "ties": ties, "total": total, "losses": losses_list, "clear": clear,
+              "over_pixels": over_pixels}
     sentence = (f"CL-MAE beats MAE in **{wins} of {total}** cases (data sets x shot counts x Acc@1/Acc@5)"
-                f"{f', ties in {ties}' if ties else ''}; it loses in {total - wins - ties}.")
+                f"{f', ties in {ties}' if ties else ''}; it loses in {total - wins - ties}. "
+                f"Only {clear} of the {total} differences exceed the larger of the two standard deviations "
+                f"over seeds. Against raw pixels, CL-MAE is ahead in {over_pixels['clmae']} of {total} cases "
+                f"and MAE in {over_pixels['mae']}.")
     return "\n".join(lines), sentence, counts
 
 
@@ -269,12 +290,23 @@ def findings(monitor: list[dict], lambdas: dict[int, float], mask_ratio: float, 
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def main() -> None:
+class _NotRun(dict):
+    """Template values; a value whose run is not committed (e.g. the ablations) reads "(not run)"."""
+
+    def __missing__(self, key: str) -> str:
+        return "(not run)"
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--template", type=Path, default=Path(__file__).with_name("model_card_template.md"))
     parser.add_argument("--output", type=Path, default=MODELS / "README.md")
-    args = parser.parse_args()
-    out = MODELS / "card"
+    parser.add_argument("--card-dir", type=Path, default=MODELS / "card",
+                        help="where the figures and numbers.json go (the template links card/*.png)")
+    parser.add_argument("--skip-readme", action="store_true",
+                        help="do not refresh the few-shot table in the project's README.md")
+    args = parser.parse_args(argv)
+    out = args.card_dir
     out.mkdir(exist_ok=True)
 
     logs = {m: read_log(run) for m, run in MAIN_RUNS.items()}
@@ -300,6 +332,8 @@ def main() -> None:
     for m in ("clmae", "mae"):
         c, log = configs[m], logs[m]
         values[f"{m}_wall"] = fmt_minutes(wall_time(log))
+        epoch_walls = [r["wall_seconds"] for r in log["epoch"]]
+        values[f"{m}_epoch_wall_range"] = f"{min(epoch_walls):.0f}-{max(epoch_walls):.0f} s"
         values[f"{m}_images_per_s"] = f"{np.mean([r['images_per_second'] for r in log['iter']]):.1f}"
         last = log["epoch"][-1]
         values[f"{m}_final_loss_mae"] = f"{last['mean_loss_mae']:.4f}"
@@ -339,7 +373,7 @@ def main() -> None:
             abl_wall=fmt_minutes(sum(wall_time(a) for a in abl.values())),
         )
     else:
-        values["abl_missing"] = True
+        print("ablation runs not found under models/runs/: their section says so")
 
     fewshot_path = MODELS / "fewshot" / "fewshot.json"
     if fewshot_path.exists():
@@ -354,10 +388,15 @@ def main() -> None:
     values["mask_ratio_keep"] = f"{1 - mask_ratio:.2f}"
     values["findings"] = findings(monitor, lambdas, mask_ratio, values)
     template = args.template.read_text()
-    args.output.write_text(template.format(**{k: v for k, v in values.items()}))
+    args.output.write_text(template.format_map(_NotRun(values)))
     (out / "numbers.json").write_text(json.dumps({k: v for k, v in values.items() if not str(v).startswith("|")},
                                                  indent=2, default=str) + "\n")
     print(f"wrote {args.output} and {out}/")
+    if fewshot_path.exists() and not args.skip_readme:
+        # The README's table is rendered by the same TypeScript that the benchmark uses for its own table.
+        subprocess.run(["node", "--import", "tsx", "scripts/fewshot-table.ts", str(fewshot_path), "README.md"],
+                       cwd=ROOT, check=True)
+        print("refreshed the few-shot table in README.md")
 
 
 if __name__ == "__main__":
