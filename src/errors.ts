@@ -60,6 +60,7 @@ export const ERRORS = {
   CLASSIFIER_TOO_FEW_CLASSES: { status: 422, title: 'A classifier needs examples of at least two labels' },
   CLASSIFIER_EMBEDDING_INVALID: { status: 422, title: 'An embedding has the wrong dimension or a non-finite value' },
   CLASSIFIER_IMPORT_INVALID: { status: 422, title: 'The imported classifier is not internally consistent' },
+  CLASSIFIER_CONFLICT: { status: 409, title: 'The classifier changed while the request ran (examples were added meanwhile); send the request again' },
   // capacity
   QUEUE_FULL: { status: 503, title: 'The inference queue is full; retry after the Retry-After delay' },
   DEADLINE_EXCEEDED: { status: 504, title: 'The request did not finish before its deadline' },

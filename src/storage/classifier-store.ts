@@ -3,9 +3,10 @@
  * normalize) and the examples' embeddings (and images when the classifier keeps them). Every write is
  * one transaction; with the database's synchronous=FULL it is on disk when the call returns.
  *
- * The refitting calls take a synchronous `refit` callback and run it inside the write transaction, so
- * the stored probe always matches the stored examples and two concurrent requests cannot interleave
- * (better-sqlite3 is synchronous; the fit is pure TypeScript).
+ * Refits are computed by the caller (on a worker thread, from examples() plus the new ones) and stored
+ * with the examples in one transaction that first checks the classifier's version is still the one the
+ * fit was computed from, so the stored probe always matches the stored examples. The route serialises
+ * refits per classifier, so a version mismatch is a bug, never a lost update.
  */
 import { randomBytes } from 'node:crypto'
 import type { CrossValidationReport, EmbeddingPin, FittedProbe, ProbeMethod } from '../fewshot/classifiers.js'
@@ -179,36 +180,43 @@ export class ClassifierStore {
   }
 
   /**
-   * Appends examples and refits on all of them in one transaction; the version goes up by one.
-   * `refit` gets every example (old then new) and must be synchronous.
+   * Appends examples and stores `fit` (computed on every example: old then new) in one transaction; the
+   * version goes up by one. `fromVersion` is the version the fit started from.
    */
-  addExamples (id: string, examples: NewExample[], refit: (all: StoredExample[]) => RefitResult): StoredClassifier {
+  addExamples (id: string, examples: NewExample[], fit: RefitResult, fromVersion: number): StoredClassifier {
     this.db.transaction(() => {
-      const current = this.require(id)
-      const seq = this.seqOf(id)
-      this.insertExamples(seq, examples, current.keepImages)
-      this.saveFit(id, refit(this.examples(id)), null)
+      const current = this.requireVersion(id, fromVersion)
+      this.insertExamples(this.seqOf(id), examples, current.keepImages)
+      this.saveFit(id, fit, null)
     })()
     return this.require(id)
   }
 
   /**
-   * Replaces every example's embedding (same order as examples()) and pins the classifier to `pin`,
-   * then refits; the version goes up by one.
+   * Replaces every example's embedding (same order as examples()), pins the classifier to `pin` and
+   * stores `fit` (computed on the new embeddings); the version goes up by one.
    */
-  reembed (id: string, pin: EmbeddingPin, embeddings: ArrayLike<number>[], refit: (all: StoredExample[]) => RefitResult): StoredClassifier {
+  reembed (id: string, pin: EmbeddingPin, embeddings: ArrayLike<number>[], fit: RefitResult, fromVersion: number): StoredClassifier {
     this.db.transaction(() => {
+      this.requireVersion(id, fromVersion)
       const ids = this.examples(id).map((e) => e.id)
       if (ids.length !== embeddings.length) throw new Error(`re-embedding ${embeddings.length} of ${ids.length} examples. This is a bug.`)
       const update = this.db.prepare('UPDATE examples SET embedding = ? WHERE id = ?')
       ids.forEach((exampleId, i) => update.run(toFloat32Blob(embeddings[i]), exampleId))
-      this.saveFit(id, refit(this.examples(id)), pin, embeddings.length > 0 ? embeddings[0].length : undefined)
+      this.saveFit(id, fit, pin, embeddings.length > 0 ? embeddings[0].length : undefined)
     })()
     return this.require(id)
   }
 
   delete (id: string): boolean {
     return this.db.prepare('DELETE FROM classifiers WHERE id = ?').run(id).changes === 1
+  }
+
+  /** The classifier (CLASSIFIER_NOT_FOUND if deleted meanwhile), checked to be still at `version`. */
+  private requireVersion (id: string, version: number): StoredClassifier {
+    const current = this.require(id)
+    if (current.version !== version) throw new Error(`classifier ${id} moved from version ${version} to ${current.version} during a refit. This is a bug.`)
+    return current
   }
 
   private seqOf (id: string): number {

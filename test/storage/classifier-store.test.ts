@@ -73,7 +73,8 @@ test('create, get, examples, add examples (version up), delete (examples cascade
   assert.ok(Math.abs(stored[1].embedding[0] - 0.9) < 1e-7)
   assert.equal(store.examples(created.id)[0].image, null, 'images only when asked')
 
-  const grown = store.addExamples(created.id, [{ label: 'bird', embedding: [0, 0, 1] }, { label: 'bird', embedding: [0.1, 0, 0.9] }], refitFrom('logreg'))
+  const birds = [{ label: 'bird', embedding: [0, 0, 1] }, { label: 'bird', embedding: [0.1, 0, 0.9] }]
+  const grown = store.addExamples(created.id, birds, refitFrom('logreg')([...store.examples(created.id), ...birds]), created.version)
   assert.equal(grown.version, 2)
   assert.deepEqual(grown.probe.labels, ['bird', 'cat', 'dog'])
   assert.equal(grown.numExamples, 6)
@@ -136,7 +137,9 @@ test('re-embedding replaces embeddings, re-pins and bumps the version', (t) => {
   const c = createOne(store, { keepImages: true })
   const newPin = { ...PIN, model: 'other', sha256: 'b'.repeat(64) }
   const fresh = [[0, 0, 1, 0], [0, 0, 0.9, 0.1], [1, 0, 0, 0], [0.9, 0, 0, 0.1]]
-  const after = store.reembed(c.id, newPin, fresh, refitFrom('centroid'))
+  const fit = refitFrom('centroid')(store.examples(c.id).map((e, i) => ({ label: e.label, embedding: fresh[i] })))
+  assert.throws(() => store.reembed(c.id, newPin, fresh, fit, c.version + 1), /moved from version 2 to 1/, 'a fit of another version is refused')
+  const after = store.reembed(c.id, newPin, fresh, fit, c.version)
   assert.equal(after.version, 2)
   assert.deepEqual(after.pin, newPin)
   assert.equal(after.dim, 4)

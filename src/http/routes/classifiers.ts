@@ -16,8 +16,9 @@ import { Ajv, type ValidateFunction } from 'ajv'
 import type { TSchema } from '@sinclair/typebox'
 import { ApiError, type ErrorCode } from '../../errors.js'
 import type { LoadedModel } from '../../bundles/model-registry.js'
-import { assertSamePin, embeddingsMatrix, fitProbe, predictProbe, validateProbe, type EmbeddingPin, type FittedProbe, type ProbeMethod } from '../../fewshot/classifiers.js'
+import { assertSamePin, embeddingsMatrix, predictProbe, validateProbe, type EmbeddingPin, type FittedProbe, type ProbeMethod } from '../../fewshot/classifiers.js'
 import { embedInChunks, encoderSha256 } from '../../fewshot/embed-examples.js'
+import { FitRunner } from '../../fewshot/fit-runner.js'
 import { openDatabase, type SqliteDatabase } from '../../storage/database.js'
 import { ClassifierStore, type NewExample, type RefitResult, type StoredClassifier, type StoredExample } from '../../storage/classifier-store.js'
 import { decodeImageString, readImageRequest } from '../image-inputs.js'
@@ -35,6 +36,10 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** the few-shot classifier store; opened on first access */
     classifierStore: ClassifierStore
+    /** fits probes on a worker thread, off the event loop */
+    classifierFits: FitRunner
+    /** runs refits of one classifier one after another (see serialized()) */
+    classifierLocks: Map<string, Promise<unknown>>
   }
 }
 
@@ -58,7 +63,13 @@ export default async function classifiersRoutes (app: FastifyInstance): Promise<
       return store
     }
   })
-  app.addHook('onClose', async () => { db?.close() })
+  const fits = new FitRunner()
+  app.decorate('classifierFits', fits)
+  app.decorate('classifierLocks', new Map<string, Promise<unknown>>())
+  app.addHook('onClose', async () => {
+    await fits.close()
+    db?.close()
+  })
 
   const tags = ['classifiers']
   app.post('/v1/classifiers', {
@@ -116,7 +127,7 @@ export default async function classifiersRoutes (app: FastifyInstance): Promise<
       description: 'For classifiers created with keep_images=true: embeds every stored image with `model` (default: the default model), pins the classifier to it and refits (version + 1).',
       params: ClassifierIdParamsSchema,
       body: ReembedRequestSchema,
-      response: { 200: ClassifierSchema, ...errorResponses([...COMMON_ERRORS, ...NOT_FOUND, ...IMAGE_ERRORS, 'CLASSIFIER_IMAGES_NOT_KEPT', 'CLASSIFIER_TOO_FEW_CLASSES']) }
+      response: { 200: ClassifierSchema, ...errorResponses([...COMMON_ERRORS, ...NOT_FOUND, ...IMAGE_ERRORS, 'CLASSIFIER_IMAGES_NOT_KEPT', 'CLASSIFIER_TOO_FEW_CLASSES', 'CLASSIFIER_CONFLICT']) }
     }
   }, reembed)
   app.get('/v1/classifiers/:id/export', {
@@ -142,7 +153,7 @@ async function createClassifier (this: FastifyInstance, request: FastifyRequest,
     throw new ApiError('CLASSIFIER_LIMIT_REACHED', `the store holds ${this.config.maxClassifiers} classifiers (CLMAE_MAX_CLASSIFIERS); delete one first`)
   }
   const refit = refitter(this, method, options.seed ?? 0, options.knn_k)
-  const fit = refit(embedded.map((e, i) => ({ id: i, label: e.label, embedding: Float32Array.from(e.embedding as ArrayLike<number>), image: null })))
+  const fit = await refit(embedded.map((e, i) => ({ id: i, label: e.label, embedding: Float32Array.from(e.embedding as ArrayLike<number>), image: null })))
   const created = store.create({ name: options.name ?? '', method, pin, keepImages, dim: model.manifest.dims.embed_dim, refittable: true }, fit, embedded, { maxClassifiers: this.config.maxClassifiers })
   this.metrics.classifiers.set(store.count())
   reply.status(201)
@@ -175,8 +186,14 @@ async function addExamples (this: FastifyInstance, request: FastifyRequest<{ Par
   const model = needsModel ? pinnedModel(this, current, undefined) : undefined
   const embedded = await embedExamples(this, request, model, current.pin, examples, current.dim)
   const k = current.probe.state.method === 'knn' ? current.probe.state.k : undefined
-  const updated = store.addExamples(current.id, embedded, refitter(this, current.method, (options.seed as number | undefined) ?? 0, k))
-  return toView(updated)
+  const refit = refitter(this, current.method, (options.seed as number | undefined) ?? 0, k)
+  return await serialized(this, current.id, async () => {
+    const latest = store.require(current.id)
+    checkExamples(this, examples, latest.numExamples, new Set(Object.keys(latest.counts))) // others may have added meanwhile
+    const added: StoredExample[] = embedded.map((e) => ({ id: -1, label: e.label, embedding: Float32Array.from(e.embedding as ArrayLike<number>), image: null }))
+    const fit = await refit([...store.examples(latest.id), ...added])
+    return toView(store.addExamples(latest.id, embedded, fit, latest.version))
+  })
 }
 
 async function predict (this: FastifyInstance, request: FastifyRequest<{ Params: ClassifierIdParams }>): Promise<PredictResponse> {
@@ -232,7 +249,16 @@ async function reembed (this: FastifyInstance, request: FastifyRequest<{ Params:
     run: { signal: request.clientSignal, deadline: request.deadline }, metrics: this.metrics
   })
   const k = current.probe.state.method === 'knn' ? current.probe.state.k : undefined
-  return toView(store.reembed(current.id, pin, vectors, refitter(this, current.method, request.body?.seed ?? 0, k)))
+  const refit = refitter(this, current.method, request.body?.seed ?? 0, k)
+  return await serialized(this, current.id, async () => {
+    const latest = store.require(current.id)
+    const examples = store.examples(latest.id)
+    if (examples.length !== vectors.length) {
+      throw new ApiError('CLASSIFIER_CONFLICT', `classifier ${latest.id} gained examples while it was being re-embedded; send the request again`)
+    }
+    const fit = await refit(examples.map((e, i) => ({ ...e, embedding: vectors[i] })))
+    return toView(store.reembed(latest.id, pin, vectors, fit, latest.version))
+  })
 }
 
 async function exportClassifier (this: FastifyInstance, request: FastifyRequest<{ Params: ClassifierIdParams, Querystring: { include_examples?: boolean } }>): Promise<ClassifierExport> {
@@ -290,17 +316,31 @@ function pinnedModel (app: FastifyInstance, classifier: StoredClassifier, reques
   return model
 }
 
-/** Fits on every example, timed into clmae_classifier_fit_seconds. */
-function refitter (app: FastifyInstance, method: ProbeMethod, seed: number, knnK?: number): (all: StoredExample[]) => RefitResult {
-  return (all) => {
+/** Fits on every example on the fit worker, timed into clmae_classifier_fit_seconds. */
+function refitter (app: FastifyInstance, method: ProbeMethod, seed: number, knnK?: number): (all: StoredExample[]) => Promise<RefitResult> {
+  return async (all) => {
     const stop = app.metrics.classifierFitDuration.startTimer({ method })
     try {
       const x = embeddingsMatrix(all.map((e) => Array.from(e.embedding)), all.length > 0 ? all[0].embedding.length : 0)
-      return fitProbe(method, x, all.map((e) => e.label), { seed, knnK, exampleIds: all.map((e) => e.id) })
+      return await app.classifierFits.fit(method, x, all.map((e) => e.label), { seed, knnK, exampleIds: all.map((e) => e.id) })
     } finally {
       stop()
     }
   }
+}
+
+/**
+ * Runs `task` after every earlier task of classifier `id` has settled. A refit reads the examples,
+ * fits off the event loop and writes; two refits of one classifier must not interleave.
+ */
+async function serialized<T> (app: FastifyInstance, id: string, task: () => Promise<T>): Promise<T> {
+  const locks = app.classifierLocks
+  const previous = locks.get(id) ?? Promise.resolve()
+  const run = previous.then(task, task)
+  const settled = run.then(() => undefined, () => undefined)
+  locks.set(id, settled)
+  void settled.then(() => { if (locks.get(id) === settled) locks.delete(id) })
+  return await run
 }
 
 /** Labels: present, at most classifierMaxLabelChars characters. */

@@ -106,6 +106,22 @@ test('create from images, predict, add examples, list, get, delete', async (t) =
   assert.match(metrics, /clmae_classifier_fit_seconds_count\{method="logreg"\} 2/)
 })
 
+test('concurrent example additions to one classifier are serialised: every example kept, versions 2 and 3', async (t) => {
+  const server = await startServer(t)
+  const examples = Array.from({ length: 8 }, (_, i) => ({ label: i % 2 === 0 ? 'even' : 'odd', embedding: randomEmbedding(i) }))
+  const created = await postJson(`${server.url}/v1/classifiers`, { examples, model: DEFAULT_MODEL })
+  const c = await created.json() as Record<string, any>
+  assert.equal(created.status, 201, JSON.stringify(c))
+  const batch = (from: number) => Array.from({ length: 6 }, (_, i) => ({ label: (from + i) % 2 === 0 ? 'even' : 'odd', embedding: randomEmbedding(from + i) }))
+  const answers = await Promise.all([100, 200, 300].map(async (from) => await postJson(`${server.url}/v1/classifiers/${c.id}/examples`, { examples: batch(from) })))
+  const bodies = await Promise.all(answers.map(async (r) => await r.json() as Record<string, any>))
+  assert.deepEqual(answers.map((r) => r.status), [200, 200, 200], JSON.stringify(bodies))
+  assert.deepEqual(bodies.map((b) => b.version).sort(), [2, 3, 4])
+  const final = await (await fetch(`${server.url}/v1/classifiers/${c.id}`)).json() as Record<string, any>
+  assert.equal(final.version, 4)
+  assert.equal(final.num_examples, 8 + 3 * 6)
+})
+
 test('multipart: one label field per file; a missing label is CLASSIFIER_LABEL_MISSING', async (t) => {
   const server = await startServer(t)
   const form = new FormData()

@@ -1,0 +1,58 @@
+/**
+ * FitRunner: fits on a worker thread give the same classifier as fitProbe() on the main thread, keep
+ * their ApiError codes, and leave the event loop free while they run.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { fitProbe } from '../../src/fewshot/classifiers.ts'
+import { FitRunner } from '../../src/fewshot/fit-runner.ts'
+import { createMatrix, type Matrix } from '../../src/fewshot/matrix.ts'
+import { ApiError } from '../../src/errors.ts'
+
+/** n examples of k classes in d dims: class c lifts every k-th coordinate. */
+function clusters (n: number, k: number, d: number): { x: Matrix, names: string[] } {
+  const x = createMatrix(n, d)
+  const names: string[] = []
+  for (let i = 0; i < n; i++) {
+    const c = i % k
+    names.push(`class-${c}`)
+    for (let j = 0; j < d; j++) x.data[i * d + j] = Math.sin(i * 7.1 + j * 1.3) + (j % k === c ? 1 : 0)
+  }
+  return { x, names }
+}
+
+test('a worker fit equals the main-thread fit', async (t) => {
+  const runner = new FitRunner()
+  t.after(async () => { await runner.close() })
+  const { x, names } = clusters(60, 3, 16)
+  for (const method of ['logreg', 'knn', 'centroid'] as const) {
+    assert.deepEqual(await runner.fit(method, x, names, { seed: 3 }), fitProbe(method, x, names, { seed: 3 }), method)
+  }
+  assert.equal(x.data.length, 60 * 16, 'the caller keeps its matrix (the worker gets a copy)')
+})
+
+test('an ApiError inside the fit comes back with its code', async (t) => {
+  const runner = new FitRunner()
+  t.after(async () => { await runner.close() })
+  const { x } = clusters(4, 1, 8)
+  await assert.rejects(runner.fit('logreg', x, ['a', 'a', 'a', 'a']),
+    (error: unknown) => error instanceof ApiError && error.code === 'CLASSIFIER_TOO_FEW_CLASSES')
+  // The worker survives a refused fit.
+  const ok = clusters(20, 2, 8)
+  assert.deepEqual((await runner.fit('centroid', ok.x, ok.names)).probe.labels, ['class-0', 'class-1'])
+})
+
+test('the event loop keeps turning while a large fit runs', async (t) => {
+  const runner = new FitRunner()
+  t.after(async () => { await runner.close() })
+  const { x, names } = clusters(600, 10, 64)
+  let ticks = 0
+  const timer = setInterval(() => { ticks++ }, 10)
+  const started = performance.now()
+  await runner.fit('logreg', x, names)
+  clearInterval(timer)
+  const seconds = (performance.now() - started) / 1000
+  // On the main thread the interval could not fire at all during the fit; here it fires throughout.
+  assert.ok(seconds > 0.2, `the fit should take a while to make the test meaningful (took ${seconds.toFixed(2)} s)`)
+  assert.ok(ticks >= seconds * 100 * 0.2, `${ticks} timer ticks in ${seconds.toFixed(2)} s`)
+})
