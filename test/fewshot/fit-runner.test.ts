@@ -4,10 +4,10 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { fitProbe } from '../../src/fewshot/classifiers.ts'
-import { FitRunner } from '../../src/fewshot/fit-runner.ts'
-import { createMatrix, type Matrix } from '../../src/fewshot/matrix.ts'
-import { ApiError } from '../../src/errors.ts'
+import { fitProbe } from '../../src/fewshot/classifiers.js'
+import { FitRunner } from '../../src/fewshot/fit-runner.js'
+import { createMatrix, type Matrix } from '../../src/fewshot/matrix.js'
+import { ApiError } from '../../src/errors.js'
 
 /** n examples of k classes in d dims: class c lifts every k-th coordinate. */
 function clusters (n: number, k: number, d: number): { x: Matrix, names: string[] } {
