@@ -210,17 +210,62 @@ function slowBackends (delayMs: number): AppDeps['backendFactory'] {
   }
 }
 
+/**
+ * Real onnxruntime sessions whose runs, once armed (after the start-up warm-up), wait until the test
+ * opens the gate; `started` counts the gated runs begun.
+ */
+function gatedBackends (): { factory: AppDeps['backendFactory'], arm: () => void, open: () => void, started: () => number } {
+  let open!: () => void
+  const gate = new Promise<void>((resolve) => { open = resolve })
+  let started = 0
+  let armed = false
+  const factory: AppDeps['backendFactory'] = async (path) => {
+    const backend = await createOnnxBackend(path, { executionProvider: 'cpu', intraOpThreads: 1, allowSpinning: false })
+    return {
+      executionProvider: backend.executionProvider,
+      inputNames: backend.inputNames,
+      outputNames: backend.outputNames,
+      run: async (feeds) => {
+        if (armed) {
+          started++
+          await gate
+        }
+        return backend.run(feeds)
+      },
+      close: () => backend.close()
+    }
+  }
+  return { factory, arm: () => { armed = true }, open, started: () => started }
+}
+
+/** Polls until `check` holds (no fixed sleeps: CI machines are slow and shared). */
+async function until (check: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
 test('queue overflow: a small queue answers 503 QUEUE_FULL with Retry-After; the queued requests still succeed', async (t) => {
-  const { url: base } = await startServer(t, { maxQueue: 2, maxBatchSize: 1, maxWaitMs: 0, maxImagesPerRequest: 2, retryAfterSeconds: 2 }, { backendFactory: slowBackends(300) })
+  const gated = gatedBackends()
+  const { url: base } = await startServer(t, { maxQueue: 2, maxBatchSize: 1, maxWaitMs: 0, maxImagesPerRequest: 2, retryAfterSeconds: 2 }, { backendFactory: gated.factory })
+  gated.arm()
+  t.after(gated.open) // never leave a run hanging if an assertion fails
   const body = { input: png.toString('base64') }
-  const first = postJson(`${base}/v1/embeddings`, body) // runs for 300 ms
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  const queueDepth = async (): Promise<number> => {
+    const text = await (await fetch(`${base}/metrics`)).text()
+    return [...text.matchAll(/^clmae_queue_depth\{[^}]*graph="encoder"[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
+  }
+  const first = postJson(`${base}/v1/embeddings`, body)
+  await until(() => gated.started() === 1, 'the first request to reach the session')
   const queued = [postJson(`${base}/v1/embeddings`, body), postJson(`${base}/v1/embeddings`, body)] // fill the queue (2)
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await until(async () => await queueDepth() === 2, 'two queued requests')
   const refused = await postJson(`${base}/v1/embeddings`, body)
   assert.equal(refused.status, 503)
   assert.equal(refused.headers.get('retry-after'), '2')
   assert.equal(((await refused.json()) as { code: string }).code, 'QUEUE_FULL')
+  gated.open()
   const statuses = await Promise.all([first, ...queued].map(async (r) => (await r).status))
   assert.deepEqual(statuses, [200, 200, 200])
   const metrics = await (await fetch(`${base}/metrics`)).text()
