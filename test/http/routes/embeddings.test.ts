@@ -238,6 +238,12 @@ function gatedBackends (): { factory: AppDeps['backendFactory'], arm: () => void
   return { factory, arm: () => { armed = true }, open, started: () => started }
 }
 
+/** Images waiting in the encoder queues, from /metrics. */
+async function encoderQueueDepth (base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text()
+  return [...text.matchAll(/^clmae_queue_depth\{[^}]*graph="encoder"[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
+}
+
 /** Polls until `check` holds (no fixed sleeps: CI machines are slow and shared). */
 async function until (check: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs
@@ -253,14 +259,10 @@ test('queue overflow: a small queue answers 503 QUEUE_FULL with Retry-After; the
   gated.arm()
   t.after(gated.open) // never leave a run hanging if an assertion fails
   const body = { input: png.toString('base64') }
-  const queueDepth = async (): Promise<number> => {
-    const text = await (await fetch(`${base}/metrics`)).text()
-    return [...text.matchAll(/^clmae_queue_depth\{[^}]*graph="encoder"[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
-  }
   const first = postJson(`${base}/v1/embeddings`, body)
   await until(() => gated.started() === 1, 'the first request to reach the session')
   const queued = [postJson(`${base}/v1/embeddings`, body), postJson(`${base}/v1/embeddings`, body)] // fill the queue (2)
-  await until(async () => await queueDepth() === 2, 'two queued requests')
+  await until(async () => await encoderQueueDepth(base) === 2, 'two queued requests')
   const refused = await postJson(`${base}/v1/embeddings`, body)
   assert.equal(refused.status, 503)
   assert.equal(refused.headers.get('retry-after'), '2')
@@ -287,21 +289,24 @@ test('deadline: a request that cannot finish in time gets 504 DEADLINE_EXCEEDED 
 })
 
 test('client disconnect: queued work of a client that went away is dropped', async (t) => {
-  const { url: base, app } = await startServer(t, { maxBatchSize: 1, maxWaitMs: 0 }, { backendFactory: slowBackends(300) })
+  const gated = gatedBackends()
+  const { url: base, app } = await startServer(t, { maxBatchSize: 1, maxWaitMs: 0 }, { backendFactory: gated.factory })
+  gated.arm()
+  t.after(gated.open)
   const body = { input: png.toString('base64') }
   const first = postJson(`${base}/v1/embeddings`, body)
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await until(() => gated.started() === 1, 'the first request to reach the session')
   const controller = new AbortController()
   const gone = fetch(`${base}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: controller.signal })
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await until(async () => await encoderQueueDepth(base) === 1, 'the second request to be queued')
   controller.abort()
   await assert.rejects(gone)
+  await until(async () => /clmae_rejections_total\{reason="REQUEST_ABORTED"\} 1/.test(await (await fetch(`${base}/metrics`)).text()), 'the abort to be counted')
+  gated.open()
   assert.equal((await first).status, 200)
-  await new Promise((resolve) => setTimeout(resolve, 100))
   await app.models.drain()
   const batches = await app.metrics.batchSize.get()
   const encoderRuns = batches.values.find((v) => v.metricName === 'clmae_batch_size_count' && v.labels.graph === 'encoder')?.value ?? 0
   assert.equal(encoderRuns, 1, 'the disconnected client\'s image never ran')
-  const metrics = await (await fetch(`${base}/metrics`)).text()
-  assert.match(metrics, /clmae_rejections_total\{reason="REQUEST_ABORTED"\} 1/)
+  assert.equal(gated.started(), 1)
 })
