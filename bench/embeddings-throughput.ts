@@ -8,6 +8,7 @@
  * ready tensors (the same photos, preprocessed once) at batch sizes 1..32; its best images/s is the
  * reference. Prints a table and the ratio HTTP / bare at the highest concurrency (target >= 0.9).
  * --max-side N shrinks the photos first, which separates the serving stack's cost from the decoding of big JPEGs.
+ * --models-dir DIR --model NAME benchmarks another bundle (the server loads only that one).
  */
 import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
@@ -32,6 +33,8 @@ const SECONDS = Number(arg('seconds', '10'))
 const CONCURRENCY = arg('concurrency', '1,8,32').split(',').map(Number)
 const PHOTOS = resolve(ROOT, arg('photos', '../shared/data/photos'))
 const MODEL = arg('model', 'clmae-vit-mini-p8-64')
+// --models-dir DIR: bundles from elsewhere (e.g. an untrained ViT-S/16 export, to see a heavier graph); the server gets it too
+const MODELS_DIR = resolve(ROOT, arg('models-dir', 'models'))
 const BATCHES = arg('bare-batches', '1,2,4,8,16,32').split(',').map(Number)
 // --max-side N: shrink the photos once, before the run (JPEG q90), to measure the serving stack without big decodes
 const MAX_SIDE = Number(arg('max-side', '0'))
@@ -77,7 +80,7 @@ async function httpLevel (url: string, concurrency: number): Promise<{ imagesPer
 }
 
 async function bareSession (): Promise<Array<{ batch: number, imagesPerSecond: number }>> {
-  const bundle = await readBundle(join(ROOT, 'models', MODEL))
+  const bundle = await readBundle(join(MODELS_DIR, MODEL))
   const m = bundle.manifest
   const limits = { maxImageBytes: 1e9, maxImagePixels: 1e9, minImageSide: 1, allowedFormats: ['jpeg', 'png'] }
   const S = m.eval_transform.center_crop
@@ -104,7 +107,7 @@ async function bareSession (): Promise<Array<{ batch: number, imagesPerSecond: n
 
 async function main (): Promise<void> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', String(port), '--log-level', 'warn', ...serverArgs], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', String(port), '--log-level', 'warn', '--models-dir', MODELS_DIR, '--models', MODEL, '--default-model', MODEL, ...serverArgs], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
   const url = `http://127.0.0.1:${port}`
   try {
     for (let i = 0; ; i++) {
