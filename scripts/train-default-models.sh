@@ -2,7 +2,9 @@
 # Trains the two shipped bundles (issue 5) on this machine's CPU: CL-MAE and the MAE baseline with the
 # same settings and epochs on a seeded 4,096-image subset of Imagenette train, then the two ablations
 # (no KL loss, no diversity loss) and their control for 3 epochs on 2,048 images.
-# Every run resumes from its checkpoint when restarted. Usage: scripts/train-default-models.sh [main|ablations]
+# Every run resumes from its checkpoint when restarted. `publish` exports the two bundles into models/,
+# writes the service's reference outputs and copies every run's log (not its checkpoint) to models/runs/.
+# Usage: scripts/train-default-models.sh [main|ablations|publish]
 set -euo pipefail
 cd "$(dirname "$0")/../training"
 PY=../.venv/bin/python
@@ -20,4 +22,15 @@ case "${1:-main}" in
     $PY -m clmae.train "${COMMON[@]}" "${ABL[@]}" --output-dir ../runs/ablation-control
     $PY -m clmae.train "${COMMON[@]}" "${ABL[@]}" --lambda-kl 0 --output-dir ../runs/ablation-no-kl
     $PY -m clmae.train "${COMMON[@]}" "${ABL[@]}" --lambda-div 0 --output-dir ../runs/ablation-no-div ;;
+  publish)
+    for name in clmae-vit-mini-p8-64 mae-vit-mini-p8-64; do
+      $PY -m clmae.export --checkpoint "../runs/$name/checkpoint.pt" --output "../models/$name"
+      $PY -m clmae.tools.write_reference --bundle "../models/$name" --out "../test/fixtures/reference/$name.json"
+    done
+    for run in clmae-vit-mini-p8-64 mae-vit-mini-p8-64 ablation-control ablation-no-kl ablation-no-div; do
+      [ -f "../runs/$run/log.jsonl" ] || continue
+      mkdir -p "../models/runs/$run"
+      cp -r "../runs/$run/log.jsonl" "../runs/$run/config.json" "../runs/$run/keep_scores" "../models/runs/$run/"
+    done ;;
+  *) echo "usage: $0 [main|ablations|publish]" >&2; exit 2 ;;
 esac
