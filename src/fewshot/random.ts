@@ -3,18 +3,13 @@
  * reproducible from an integer seed in the service and in the benchmark CLI alike.
  */
 
+import { createRng } from '../features/selection.js'
+
 export type Random = () => number
 
-/** Uniform floats in [0, 1) from a 32-bit seed. */
+/** Uniform floats in [0, 1) from a 32-bit seed: the same mulberry32 as the masks' (features/selection.ts). */
 export function createRandom (seed: number): Random {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  return createRng(seed)
 }
 
 /** Fisher-Yates shuffle of a copy. */
