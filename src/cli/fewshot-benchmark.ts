@@ -129,7 +129,9 @@ export function renderMarkdown (report: BenchmarkReport): string {
   }
   lines.push('')
   for (const d of report.datasets) {
-    lines.push(`- ${d.name}: ${d.classes.length} classes; ${d.split}; train pool ${d.train_pool} images; test ${d.test_images} images (at most ${d.max_test_per_class} per class, seeded stratified sample).`)
+    // A cap can only have removed images when it is below the number of test images.
+    const sample = d.test_images <= d.max_test_per_class ? 'every test image' : `at most ${d.max_test_per_class} per class, seeded stratified sample`
+    lines.push(`- ${d.name}: ${d.classes.length} classes; ${d.split}; train pool ${d.train_pool} images; test ${d.test_images} images (${sample}).`)
   }
   for (const [id, m] of Object.entries(report.models)) lines.push(`- ${id}: encoder sha256 \`${m.encoder_sha256}\` (${m.method}, ${m.config}).`)
   lines.push(`- Pixel baseline: ${report.pixel_baseline}.`)
