@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import sharp from 'sharp'
 import { openDatabase } from '../../../src/storage/database.js'
 import { BASELINE_MODEL, DEFAULT_MODEL, postJson, startServer, type TestServer } from '../../helpers/server.js'
+import { expectProblem as expectCoreProblem } from '../../helpers/problem.js'
 
 /** A 64x64 PNG: a colour with a seeded diagonal pattern, so examples of one label differ a little. */
 async function colourImage (rgb: [number, number, number], variant: number): Promise<string> {
@@ -31,10 +32,7 @@ async function colourExamples (perLabel: number): Promise<{ label: string, input
 }
 
 async function expectProblem (response: Response, status: number, code: string): Promise<void> {
-  const body = await response.json() as { code: string, status: number, detail: string }
-  assert.equal(response.headers.get('content-type')?.split(';')[0], 'application/problem+json')
-  assert.equal(body.code, code, body.detail)
-  assert.equal(response.status, status)
+  const body = await expectCoreProblem(response, status, code)
   assert.equal(body.status, status)
 }
 

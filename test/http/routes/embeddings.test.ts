@@ -11,6 +11,7 @@ import { embedPixels } from '../../../src/features/embed.js'
 import type { AppDeps } from '../../../src/app.js'
 import { createOnnxBackend } from '../../../src/inference/onnx-backend.js'
 import { DEFAULT_MODEL, BASELINE_MODEL, IMAGES_DIR, dataUri, postJson, startServer, type TestServer } from '../../helpers/server.js'
+import { expectProblem as expectCoreProblem } from '../../helpers/problem.js'
 
 const TOLERANCE = 1e-4
 const png = readFileSync(new URL('gradient.png', IMAGES_DIR))
@@ -33,10 +34,7 @@ function decodeBase64Floats (s: string): Float32Array {
 }
 
 async function expectProblem (response: Response, status: number, code: string): Promise<void> {
-  const body = await response.json() as { code: string, status: number, title: string, detail: string, type: string }
-  assert.equal(response.status, status, JSON.stringify(body))
-  assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/)
-  assert.equal(body.code, code, body.detail)
+  const body = await expectCoreProblem(response, status, code)
   assert.equal(body.status, status)
   assert.ok(body.title.length > 0 && body.detail.length > 0 && body.type.includes(code))
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import sharp from 'sharp'
 import { selectTopk } from '../../../src/features/selection.js'
 import { BASELINE_MODEL, DEFAULT_MODEL, dataUri, postJson, startServer } from '../../helpers/server.js'
+import { expectProblem } from '../../helpers/problem.js'
 
 const PHOTO = readFileSync(new URL('../../fixtures/preprocess/large.jpg', import.meta.url))
 const ROTATED = readFileSync(new URL('../../fixtures/preprocess/exif-rotate-6.jpg', import.meta.url))
@@ -27,13 +28,6 @@ interface MaskMap {
   summary: Record<string, number>
   preprocessing: Record<string, unknown> & { input: { format: string, width: number, height: number } }
   heatmap_png?: string
-}
-
-async function expectProblem (response: Response, status: number, code: string): Promise<void> {
-  const body = await response.json() as { code: string, status: number, detail: string }
-  assert.equal(response.headers.get('content-type')?.split(';')[0], 'application/problem+json')
-  assert.equal(body.code, code, body.detail)
-  assert.equal(response.status, status)
 }
 
 test('JSON data URI: keep scores, mask probability, top-K mask, summary, sha256 and preprocessing', async () => {

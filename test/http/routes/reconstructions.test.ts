@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import sharp from 'sharp'
 import { BASELINE_MODEL, DEFAULT_MODEL, dataUri, postJson, startServer } from '../../helpers/server.js'
+import { expectProblem } from '../../helpers/problem.js'
 
 const PHOTO = readFileSync(new URL('../../fixtures/preprocess/large.jpg', import.meta.url))
 const input = dataUri(PHOTO, 'image/jpeg')
@@ -35,13 +36,6 @@ async function post (body: Record<string, unknown>): Promise<Reconstruction> {
   const json = await response.json() as Reconstruction
   assert.equal(response.status, 200, JSON.stringify(json))
   return json
-}
-
-async function expectProblem (response: Response, status: number, code: string): Promise<void> {
-  const body = await response.json() as { code: string, status: number, detail: string }
-  assert.equal(response.headers.get('content-type')?.split(';')[0], 'application/problem+json')
-  assert.equal(body.code, code, body.detail)
-  assert.equal(response.status, status)
 }
 
 test('learned masking (default): the mask-maps mask, errors on removed patches only, four 256 px panels', async () => {
