@@ -13,6 +13,7 @@ import { Ajv } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import sharp from 'sharp'
 import type { Config } from './config.js'
+import { packageUrl } from './paths.js'
 import { ApiError } from './errors.js'
 import { ModelRegistry, type BackendFactory } from './bundles/model-registry.js'
 import { createMetrics, type Metrics } from './metrics.js'
@@ -67,7 +68,7 @@ const ROUTES = [
   uiRoutes
 ]
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+const VERSION = (JSON.parse(readFileSync(packageUrl('package.json'), 'utf8')) as { version: string }).version
 
 export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const app = Fastify({

@@ -7,8 +7,9 @@ import { readFileSync } from 'node:fs'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import addFormatsModule from 'ajv-formats'
 import type { ValidateFunction } from 'ajv'
+import { packageUrl } from '../paths.js'
 
-export const MANIFEST_SCHEMA_PATH = new URL('../../training/bundle-format/manifest.schema.json', import.meta.url)
+export const MANIFEST_SCHEMA_PATH = packageUrl('training/bundle-format/manifest.schema.json')
 
 export type GraphName = 'encoder' | 'decoder' | 'keep_scores'
 

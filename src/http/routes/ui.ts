@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/swagger' // adds `hide` to route schemas
 import { ApiError } from '../../errors.js'
+import { packagePath } from '../../paths.js'
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -33,12 +34,12 @@ interface Asset { body: Buffer, contentType: string }
 
 /**
  * The folder holding the page. Under tsx this file runs from src/http/routes/; a `tsc` build runs it
- * from dist/src/http/routes/, where the assets are not copied, so the source folder is used then.
+ * from dist/http/routes/, where the assets are not copied, so the source folder is used then.
  */
 export function resolveUiDir (): string {
   const candidates = [
     fileURLToPath(new URL('../../ui/', import.meta.url)),
-    fileURLToPath(new URL('../../../../src/ui/', import.meta.url))
+    packagePath('src/ui/')
   ]
   const found = candidates.find((dir) => existsSync(join(dir, 'index.html')))
   if (!found) throw new Error(`The audit page assets (index.html) are in none of ${candidates.join(', ')}. This is a bug.`)
