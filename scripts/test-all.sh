@@ -28,6 +28,10 @@ npx tsc -p tsconfig.json --noEmit
 step "Browser for the end-to-end tests"
 bash scripts/install-chromium.sh
 
+step "Deployment tools (helm, k8s-validate) for the Helm chart tests"
+# builds them into .cache/bin with Go on the first run (about 8 minutes on 2 cores), then reuses them
+bash scripts/install-deploy-tools.sh
+
 step "Service tests (node:test)"
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 node --import tsx --test --test-concurrency=1 "${files[@]}"
