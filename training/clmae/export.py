@@ -5,10 +5,11 @@
     ../.venv/bin/python -m clmae.export --init-only --config vit_mini_p8_64 --method clmae \
         --name clmae-vit-mini-p8-64 --output ../models/clmae-vit-mini-p8-64      # untrained, seed 0
 
-Writes encoder.onnx, decoder.onnx, keep-scores.onnx (clmae only) and manifest.json. Every graph is
-checked against the PyTorch forward with onnxruntime (max-abs-diff 1e-4; keep scores 1e-5) and the
-manifest is validated against training/bundle-format/manifest.schema.json before anything is
-written into the output directory; any failure leaves the directory as it was.
+Writes encoder.onnx, decoder.onnx, keep-scores.onnx (clmae only) and manifest.json (format 1). Every
+graph is checked against the PyTorch forward with onnxruntime (max-abs-diff 1e-4; keep scores 1e-5)
+and the manifest is validated against training/bundle-format/manifest.schema.json before anything is
+written into the output directory; any failure leaves the directory as it was. export_bundle is the
+shared step; import_checkpoint.py uses it for format-2 bundles of released checkpoints.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch
 from clmae import checkpoint as ckpt
 from clmae.configs import CONFIGS, ModelConfig, get_config
 from clmae.data import eval_transform_spec
-from clmae.export_graphs import DecoderGraph, EncoderGraph, KeepScoresGraph
+from clmae.export_graphs import build_graphs
 from clmae.mae import MaskedAutoencoder, build_models
 from clmae.masking import MaskingModule
 from clmae.selection import num_kept, select_random
@@ -57,7 +58,11 @@ def sha256_file(path: Path) -> str:
 
 
 def tensor_specs(config: ModelConfig) -> dict:
-    """Manifest inputs/outputs of each graph; strings name dynamic axes."""
+    """Manifest inputs/outputs of each graph; strings name dynamic axes.
+
+    config: a ModelConfig, or any object with its image_size, embed_dim, num_patches and patch_dim
+    (import_checkpoint's ImportedArchitecture).
+    """
     s, d, num_patches = config.image_size, config.embed_dim, config.num_patches
     images = {"name": "images", "dtype": "float32", "shape": ["N", 3, s, s]}
     latent = {"name": "latent", "dtype": "float32", "shape": ["N", "1+K", d]}
@@ -127,6 +132,8 @@ def check_parity(graphs: dict, paths: dict, config: ModelConfig, mask_ratio: flo
             report[f"encoder_n{n}_k{k}"] = diff
             if diff > TOLERANCE:
                 raise ParityError(f"encoder N={n} K={k}: max-abs-diff {diff:.3g} > {TOLERANCE}")
+            if "decoder" not in graphs:
+                continue
             pred = graphs["decoder"](latent, ids_restore)
             diff = _max_diff(sessions["decoder"], {"latent": latent, "ids_restore": ids_restore}, pred)
             report[f"decoder_n{n}_k{k}"] = diff
@@ -148,15 +155,14 @@ def validate_manifest(manifest: dict) -> None:
     jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(manifest)
 
 
-def write_bundle(*, mae: MaskedAutoencoder, masking: MaskingModule | None, config: ModelConfig, method: str,
-                 name: str, output: Path, mask_ratio: float, training: dict, opset: int = DEFAULT_OPSET) -> dict:
-    """Export, check, validate, then move the graphs and manifest.json into `output`. Returns the manifest."""
-    mae.eval()
-    graphs: dict[str, torch.nn.Module] = {"encoder": EncoderGraph(mae).eval(), "decoder": DecoderGraph(mae).eval()}
-    if method == "clmae":
-        assert masking is not None, "method clmae needs the masking module"
-        masking.eval()
-        graphs["keep_scores"] = KeepScoresGraph(mae, masking).eval()
+def export_bundle(*, graphs: dict[str, torch.nn.Module], config: ModelConfig, fields: dict, output: Path,
+                  mask_ratio: float, opset: int = DEFAULT_OPSET) -> dict:
+    """Export `graphs` (export_graphs.build_graphs), check parity, complete the manifest, validate it, then
+    move the graphs and manifest.json into `output`. Returns the manifest.
+
+    fields: every manifest field except opset, graphs and created_at (which this adds).
+    config: the geometry of the graphs (see tensor_specs).
+    """
     specs = tensor_specs(config)
     n, num_patches = 2, config.num_patches
     k = num_kept(num_patches, mask_ratio)
@@ -175,24 +181,14 @@ def write_bundle(*, mae: MaskedAutoencoder, masking: MaskingModule | None, confi
             export_graph(module, examples[key], paths[key], specs[key], opset)
         parity = check_parity(graphs, paths, config, mask_ratio)
         manifest = {
-            "format_version": FORMAT_VERSION, "name": name, "method": method, "config": config.name,
-            "image_size": config.image_size, "patch_size": config.patch_size,
-            "grid": [config.grid_size, config.grid_size], "num_patches": num_patches,
-            "dims": {"embed_dim": config.embed_dim, "depth": config.depth, "num_heads": config.num_heads,
-                     "decoder_embed_dim": config.decoder_embed_dim, "decoder_depth": config.decoder_depth,
-                     "decoder_num_heads": config.decoder_num_heads, "patch_dim": config.patch_dim,
-                     "masking_depth": config.masking_depth if method == "clmae" else None,
-                     "masking_num_heads": config.masking_num_heads if method == "clmae" else None},
-            "mask_ratio": mask_ratio, "norm_pix_loss": bool(mae.norm_pix), "norm_pix_eps": mae.norm_pix_eps,
-            "eval_transform": eval_transform_spec(config), "opset": opset,
+            **fields, "opset": opset,
             "graphs": {key: {"file": GRAPH_FILES[key], "sha256": sha256_file(p), "bytes": p.stat().st_size,
                              **specs[key]} for key, p in paths.items()},
-            "training": training,
             "created_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         }
         validate_manifest(manifest)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        # All checks passed: move into place (graphs first, manifest last; drop graphs of another method).
+        # All checks passed: move into place (graphs first, manifest last; drop graphs this bundle lacks).
         output.mkdir(parents=True, exist_ok=True)
         for key, file in GRAPH_FILES.items():
             if key not in paths and (output / file).exists():
@@ -203,6 +199,31 @@ def write_bundle(*, mae: MaskedAutoencoder, masking: MaskingModule | None, confi
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_bundle(*, mae: MaskedAutoencoder, masking: MaskingModule | None, config: ModelConfig, method: str,
+                 name: str, output: Path, mask_ratio: float, training: dict, opset: int = DEFAULT_OPSET) -> dict:
+    """A format-1 bundle of a model trained here (or initialised): export_bundle with the config's fields."""
+    mae.eval()
+    if method == "clmae":
+        assert masking is not None, "method clmae needs the masking module"
+        masking.eval()
+    graphs = build_graphs(stem=mae.stem, encoder=mae.encoder, decoder=mae.decoder,
+                          masking=masking if method == "clmae" else None)
+    fields = {
+        "format_version": FORMAT_VERSION, "name": name, "method": method, "config": config.name,
+        "image_size": config.image_size, "patch_size": config.patch_size,
+        "grid": [config.grid_size, config.grid_size], "num_patches": config.num_patches,
+        "dims": {"embed_dim": config.embed_dim, "depth": config.depth, "num_heads": config.num_heads,
+                 "decoder_embed_dim": config.decoder_embed_dim, "decoder_depth": config.decoder_depth,
+                 "decoder_num_heads": config.decoder_num_heads, "patch_dim": config.patch_dim,
+                 "masking_depth": config.masking_depth if method == "clmae" else None,
+                 "masking_num_heads": config.masking_num_heads if method == "clmae" else None},
+        "mask_ratio": mask_ratio, "norm_pix_loss": bool(mae.norm_pix), "norm_pix_eps": mae.norm_pix_eps,
+        "eval_transform": eval_transform_spec(config), "training": training,
+    }
+    return export_bundle(graphs=graphs, config=config, fields=fields, output=output, mask_ratio=mask_ratio,
+                         opset=opset)
 
 
 def training_summary(state: dict) -> dict:
