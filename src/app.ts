@@ -9,17 +9,17 @@
  */
 import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { Ajv } from 'ajv'
-import addFormatsModule from 'ajv-formats'
 import sharp from 'sharp'
+import accepts from '@fastify/accepts'
 import type { Config } from './config.js'
 import { packageUrl } from './paths.js'
 import { ApiError } from './errors.js'
 import { ModelRegistry, type BackendFactory } from './bundles/model-registry.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { setResizeBackend } from './imaging/eval-transform.js'
-import apiKeys from './http/plugins/api-keys.js'
-import bodyParsers from './http/plugins/body-parsers.js'
+import apiKeyAuth from './http/plugins/api-keys.js'
+import bodyParsers from './http/ingestion/body-parsers.js'
+import { createRequestAjv } from './http/ingestion/options.js'
 import openapi from './http/plugins/openapi.js'
 import problemJson from './http/plugins/problem-json.js'
 import requestContext from './http/plugins/request-context.js'
@@ -28,6 +28,7 @@ import { ProblemSchema } from './http/schemas/common.js'
 import classifiersRoutes from './http/routes/classifiers.js'
 import embeddingsRoutes from './http/routes/embeddings.js'
 import healthRoutes from './http/routes/health.js'
+import metricsRoutes from './http/routes/metrics.js'
 import maskMapsRoutes from './http/routes/mask-maps.js'
 import modelsRoutes from './http/routes/models.js'
 import reconstructionsRoutes from './http/routes/reconstructions.js'
@@ -58,14 +59,15 @@ export interface AppDeps {
   logger?: FastifyServerOptions['logger']
 }
 
-const ROUTES = [
-  healthRoutes,
+/** Routes open to everyone: health, the web page (it asks for the key itself), docs and OpenAPI. */
+const PUBLIC_ROUTES = [healthRoutes, uiRoutes]
+/** The API: behind the API-key check when keys are configured (see registerRoutes). */
+const API_ROUTES = [
   modelsRoutes,
   embeddingsRoutes,
   maskMapsRoutes,
   reconstructionsRoutes,
-  classifiersRoutes,
-  uiRoutes
+  classifiersRoutes
 ]
 
 const VERSION = (JSON.parse(readFileSync(packageUrl('package.json'), 'utf8')) as { version: string }).version
@@ -93,19 +95,37 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
 
   app.addSchema(ProblemSchema)
   await app.register(problemJson, { metrics })
+  // first, so that every answer (refusals by the hooks below included) is counted and timed
+  await app.register(requestMetrics, { metrics })
+  await app.register(requestContext, { requestDeadlineMs: config.requestDeadlineMs })
   // after SIGTERM: in-flight and queued work finishes, new work goes elsewhere (health routes still answer)
   app.addHook('onRequest', async (request) => {
-    if (app.lifecycle.draining && !/^\/(livez|readyz|metrics)(\?|$)/.test(request.url)) {
+    if (app.lifecycle.draining && !DRAIN_EXEMPT.has(request.routeOptions.url ?? '')) {
       throw new ApiError('SERVICE_UNAVAILABLE', 'shutting down: send new requests to another instance', { headers: { 'retry-after': String(config.retryAfterSeconds) } })
     }
   })
-  await app.register(requestContext, { requestDeadlineMs: config.requestDeadlineMs })
-  await app.register(requestMetrics, { metrics })
-  await app.register(apiKeys, { apiKeys: config.apiKeys, protectMetrics: config.protectMetrics })
-  await app.register(bodyParsers, config)
-  await app.register(openapi, { version: VERSION, apiKeys: config.apiKeys.length > 0 })
-  for (const routes of ROUTES) await app.register(routes)
+  await app.register(bodyParsers)
+  await app.register(accepts)
+  await app.register(openapi, { version: VERSION })
+  await registerRoutes(app, config)
   return app
+}
+
+/** Routes that keep answering while draining (matched route templates, not URL strings). */
+const DRAIN_EXEMPT = new Set(['/livez', '/readyz', '/metrics'])
+
+/**
+ * Public routes at the root; the API (and /metrics with protectMetrics) in one encapsulated context
+ * whose onRequest hook checks the key: auth follows the route the router matched.
+ */
+async function registerRoutes (app: FastifyInstance, config: Config): Promise<void> {
+  for (const routes of PUBLIC_ROUTES) await app.register(routes)
+  if (!config.protectMetrics) await app.register(metricsRoutes)
+  await app.register(async (api) => {
+    await api.register(apiKeyAuth, { apiKeys: config.apiKeys })
+    if (config.protectMetrics) await api.register(metricsRoutes)
+    for (const routes of API_ROUTES) await api.register(routes)
+  })
 }
 
 /** Runs every graph once and marks the app ready (/readyz 200). server.ts calls it after listen. */
@@ -115,17 +135,14 @@ export async function warmUpApp (app: FastifyInstance): Promise<void> {
 }
 
 /**
- * Fastify's Ajv settings (coercion, defaults, no extra properties), except that request bodies of
- * content types other than JSON (multipart, raw images) are not validated here: their schemas only
- * document them, and src/http/image-inputs.ts reads and validates them.
+ * Fastify's validators: query strings, params and headers are strings, so their types are coerced; JSON
+ * bodies carry types, so a wrong type is an error. Unknown properties are errors, never dropped
+ * (src/http/ingestion/options.ts names them). Bodies of other media types (multipart, raw images) are
+ * not validated here: their schemas only document them, and src/http/ingestion/ reads and validates them.
  */
 function buildValidatorCompiler () {
-  const addFormats = addFormatsModule as unknown as (a: Ajv) => void
-  // query strings and headers are strings: coerce them; JSON bodies carry types: a wrong type is an error
-  const coercing = new Ajv({ coerceTypes: 'array', useDefaults: true, removeAdditional: true, allErrors: false, strict: false })
-  const strictTypes = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: true, allErrors: false, strict: false })
-  addFormats(coercing)
-  addFormats(strictTypes)
+  const coercing = createRequestAjv('array')
+  const strictTypes = createRequestAjv(false)
   return ({ schema, httpPart, contentType }: { schema: object, httpPart?: string, contentType?: string }) => {
     if (httpPart === 'body' && contentType !== undefined && contentType !== 'application/json') return () => true
     return (httpPart === 'body' ? strictTypes : coercing).compile(schema)

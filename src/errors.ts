@@ -22,6 +22,10 @@ export const ERRORS = {
   REQUEST_MEDIA_TYPE_UNSUPPORTED: { status: 415, title: 'The Content-Type of the request is not supported' },
   REQUEST_NOT_FOUND: { status: 404, title: 'No route matches this method and path' },
   REQUEST_ABORTED: { status: 499, title: 'The client closed the connection before the answer was ready' },
+  REQUEST_TIMEOUT: { status: 408, title: 'The request body did not arrive within the request deadline' },
+  REQUEST_OPTION_UNKNOWN: { status: 400, title: 'The request names an option this route does not have' },
+  REQUEST_TOO_MANY_PARTS: { status: 413, title: 'The multipart body has more parts or text fields than the route accepts' },
+  REQUEST_FIELD_TOO_LARGE: { status: 413, title: 'A multipart text field is larger than its limit' },
   // authentication
   AUTH_KEY_MISSING: { status: 401, title: 'An API key is required' },
   AUTH_KEY_INVALID: { status: 401, title: 'The API key is not valid' },
@@ -37,6 +41,7 @@ export const ERRORS = {
   // models
   MODEL_NOT_FOUND: { status: 404, title: 'No loaded model has this name' },
   MODEL_NO_MASKING_MODULE: { status: 422, title: 'The model has no learned masking module (plain MAE bundle)' },
+  MODEL_NO_DECODER: { status: 422, title: 'The model has no decoder (an imported encoder-only checkpoint), so it cannot reconstruct' },
   // masks (mask-maps, reconstructions)
   MASK_RATIO_INVALID: { status: 400, title: 'The mask ratio keeps no patch or removes no patch' },
   MASK_PATCHES_MISSING: { status: 400, title: 'masking "given" needs masked_patches' },
@@ -53,6 +58,7 @@ export const ERRORS = {
   CLASSIFIER_LIMIT_REACHED: { status: 409, title: 'The store already holds the configured maximum number of classifiers' },
   CLASSIFIER_EXAMPLES_MISSING: { status: 400, title: 'The request carries no labelled examples' },
   CLASSIFIER_LABEL_MISSING: { status: 400, title: 'An example has no label (multipart: one label field per file, in order)' },
+  CLASSIFIER_LABEL_INVALID: { status: 400, title: 'A label is empty, contains U+0000 or a lone surrogate (labels are 1 to 64 Unicode scalar values)' },
   CLASSIFIER_LABEL_TOO_LONG: { status: 400, title: 'A label is longer than the configured maximum' },
   CLASSIFIER_TOO_MANY_EXAMPLES: { status: 413, title: 'The request carries more examples than the configured maximum per request' },
   CLASSIFIER_FULL: { status: 422, title: 'The classifier would hold more examples than the configured maximum per classifier' },
@@ -82,8 +88,12 @@ export class ApiError extends Error {
   readonly title: string
   /** extra response headers, e.g. Retry-After for QUEUE_FULL */
   readonly headers: Record<string, string>
+  /** the request option (or field) at fault, when there is one: OpenAI's `error.param` */
+  readonly param: string | null
+  /** per-item failures of a multi-image request (index = position of the image in the request) */
+  readonly errors: ItemError[] | undefined
 
-  constructor (code: ErrorCode, detail?: string, options: { headers?: Record<string, string>, cause?: unknown } = {}) {
+  constructor (code: ErrorCode, detail?: string, options: { headers?: Record<string, string>, cause?: unknown, param?: string, errors?: ItemError[] } = {}) {
     const spec: ErrorSpec = ERRORS[code]
     super(detail ?? spec.title, { cause: options.cause })
     this.name = 'ApiError'
@@ -91,22 +101,57 @@ export class ApiError extends Error {
     this.status = spec.status
     this.title = spec.title
     this.headers = options.headers ?? {}
+    this.param = options.param ?? null
+    this.errors = options.errors
   }
 }
 
-/** The problem-details body every error answer carries (RFC 9457 + our `code`). */
+/** One failed item of a multi-image request. */
+export interface ItemError {
+  index: number
+  code: ErrorCode
+  detail: string
+}
+
+/** OpenAI's error member, so OpenAI clients read our errors (`err.status`, `err.code`, `err.message`). */
+export interface OpenAiError {
+  message: string
+  type: 'invalid_request_error' | 'authentication_error' | 'server_error'
+  code: ErrorCode
+  param: string | null
+}
+
+/**
+ * The body every error answer carries: RFC 9457 problem details with our `code`, the per-item `errors`
+ * of a multi-image request when there are any, and OpenAI's `error` member (same code and message).
+ */
 export interface ProblemBody {
   type: string
   title: string
   status: number
   detail: string
   code: ErrorCode
+  errors?: ItemError[]
+  error: OpenAiError
 }
 
 export function problemType (code: ErrorCode): string {
   return `https://clmae-serve.local/errors/${code}`
 }
 
+function openAiType (status: number): OpenAiError['type'] {
+  if (status === 401) return 'authentication_error'
+  return status >= 500 ? 'server_error' : 'invalid_request_error'
+}
+
 export function toProblem (error: ApiError): ProblemBody {
-  return { type: problemType(error.code), title: error.title, status: error.status, detail: error.message, code: error.code }
+  return {
+    type: problemType(error.code),
+    title: error.title,
+    status: error.status,
+    detail: error.message,
+    code: error.code,
+    ...(error.errors !== undefined ? { errors: error.errors } : {}),
+    error: { message: error.message, type: openAiType(error.status), code: error.code, param: error.param }
+  }
 }

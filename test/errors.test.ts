@@ -25,9 +25,20 @@ test('every code is AREA_WHAT, maps to itself and to a 4xx or 5xx status with a 
     assert.equal(error.code, code)
     assert.ok(error.status >= 400 && error.status < 600, `${code}: ${error.status}`)
     assert.ok(ERRORS[code].title.length > 5)
-    assert.deepEqual(toProblem(error), { type: `https://clmae-serve.local/errors/${code}`, title: ERRORS[code].title, status: error.status, detail: 'detail', code })
+    const type = error.status === 401 ? 'authentication_error' : error.status >= 500 ? 'server_error' : 'invalid_request_error'
+    assert.deepEqual(toProblem(error), {
+      type: `https://clmae-serve.local/errors/${code}`, title: ERRORS[code].title, status: error.status, detail: 'detail', code,
+      error: { message: 'detail', type, code, param: null }
+    })
   }
   assert.ok(!isErrorCode('NOT_A_CODE'))
+})
+
+test('per-item errors and the option at fault reach the problem body', () => {
+  const problem = toProblem(new ApiError('IMAGE_UNREADABLE', 'two failed', { param: 'input', errors: [{ index: 1, code: 'IMAGE_UNREADABLE', detail: 'x' }, { index: 3, code: 'IMAGE_TOO_SMALL', detail: 'y' }] }))
+  assert.deepEqual(problem.errors?.map((e) => e.index), [1, 3])
+  assert.equal(problem.error.param, 'input')
+  assert.equal(problem.error.code, 'IMAGE_UNREADABLE')
 })
 
 test('the README error table lists every code, once, and is current (npm run docs:readme)', () => {

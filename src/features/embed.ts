@@ -11,6 +11,7 @@ import { applyEvalTransform } from '../imaging/eval-transform.js'
 import type { RunOptions } from '../inference/batcher.js'
 import { float32Tensor, int64Tensor } from '../inference/tensor.js'
 import type { Metrics } from '../metrics.js'
+import { mapItemsAsync } from '../item-errors.js'
 
 export type Pooling = 'cls' | 'mean'
 
@@ -31,10 +32,13 @@ export interface EmbedResult {
   inferenceMs: number
 }
 
-/** Decodes and preprocesses images in parallel: (N, 3, S, S) float32 and the input pixel count. */
+/**
+ * Decodes and preprocesses images in parallel: (N, 3, S, S) float32 and the input pixel count. Every
+ * image is tried; failures come back together as one ApiError with per-image `errors`.
+ */
 export async function preprocessImages (model: LoadedModel, images: Buffer[], limits: ImageLimits, metrics?: Metrics): Promise<{ pixels: Float32Array, count: number, inputPixels: number }> {
-  const sources = await Promise.all(images.map((bytes) => inspectImage(bytes, limits)))
-  const transformed = await Promise.all(sources.map((s) => applyEvalTransform(s, model.manifest.eval_transform, metrics)))
+  const sources = await mapItemsAsync(images, async (bytes) => await inspectImage(bytes, limits))
+  const transformed = await mapItemsAsync(sources, async (s) => await applyEvalTransform(s, model.manifest.eval_transform, metrics))
   const S = model.manifest.eval_transform.center_crop
   const plane = 3 * S * S
   const pixels = new Float32Array(images.length * plane) // (N, 3, S, S)

@@ -44,7 +44,8 @@ export interface CrossValidationReport {
 
 export interface ProbeFit {
   probe: FittedProbe
-  counts: Record<string, number>
+  /** examples per label (a Map: labels are user input) */
+  counts: Map<string, number>
   cv: CrossValidationReport
 }
 
@@ -83,8 +84,8 @@ export function fitProbe (method: ProbeMethod, x: Matrix, names: readonly string
     throw new ApiError('CLASSIFIER_TOO_FEW_CLASSES', `a classifier needs examples of at least 2 labels; got ${labels.length} (${labels.join(', ')})`)
   }
   const K = labels.length
-  const counts: Record<string, number> = {}
-  for (const n of names) counts[n] = (counts[n] ?? 0) + 1
+  const counts = new Map<string, number>()
+  for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1)
   const seed = options.seed ?? 0
   const plan = options.crossValidate === false ? null : planFolds(y, K, seed)
 

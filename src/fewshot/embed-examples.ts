@@ -8,6 +8,7 @@ import { embedImages, type Pooling } from '../features/embed.js'
 import type { ImageLimits } from '../imaging/decode.js'
 import type { RunOptions } from '../inference/batcher.js'
 import type { Metrics } from '../metrics.js'
+import { shiftItemErrors } from '../item-errors.js'
 
 export interface EmbedChunksOptions {
   pooling: Pooling
@@ -23,8 +24,12 @@ export async function embedInChunks (model: LoadedModel, images: Buffer[], optio
   const out: Float32Array[] = []
   for (let start = 0; start < images.length; start += options.chunkSize) {
     const chunk = images.slice(start, start + options.chunkSize)
-    const result = await embedImages(model, chunk, options.limits, { pooling: options.pooling, normalize: options.normalize, includePatchTokens: false }, options.run ?? {}, options.metrics)
-    out.push(...result.embeddings)
+    try {
+      const result = await embedImages(model, chunk, options.limits, { pooling: options.pooling, normalize: options.normalize, includePatchTokens: false }, options.run ?? {}, options.metrics)
+      out.push(...result.embeddings)
+    } catch (error) {
+      throw shiftItemErrors(error, start, images.length) // per-item indexes: positions in `images`, not in the chunk
+    }
   }
   return out
 }

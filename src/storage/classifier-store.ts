@@ -22,7 +22,8 @@ export interface StoredClassifier {
   keepImages: boolean
   dim: number
   probe: FittedProbe
-  counts: Record<string, number>
+  /** examples per label (a Map: labels are user input, never plain-object keys) */
+  counts: Map<string, number>
   cv: CrossValidationReport
   /** false when imported without example embeddings: it can predict but not be refitted */
   refittable: boolean
@@ -50,7 +51,7 @@ export interface StoredExample {
 /** What a refit produces from the full example list. */
 export interface RefitResult {
   probe: FittedProbe
-  counts: Record<string, number>
+  counts: Map<string, number>
   cv: CrossValidationReport
 }
 
@@ -96,6 +97,11 @@ function fromFloat32Blob (blob: Buffer): Float32Array {
   return out
 }
 
+/** {label: count} as JSON; Object.fromEntries defines own properties, so `__proto__` is a label like any other */
+function countsJson (counts: Map<string, number>): string {
+  return JSON.stringify(Object.fromEntries(counts))
+}
+
 function toRecord (row: ClassifierRow): StoredClassifier {
   return {
     id: row.id,
@@ -106,7 +112,7 @@ function toRecord (row: ClassifierRow): StoredClassifier {
     keepImages: row.keep_images === 1,
     dim: row.dim,
     probe: JSON.parse(row.probe_json) as FittedProbe,
-    counts: JSON.parse(row.counts_json) as Record<string, number>,
+    counts: new Map(Object.entries(JSON.parse(row.counts_json) as Record<string, number>)),
     cv: JSON.parse(row.cv_json) as CrossValidationReport,
     refittable: row.refittable === 1,
     numExamples: row.num_examples,
@@ -164,7 +170,7 @@ export class ClassifierStore {
       const info = this.db.prepare(`INSERT INTO classifiers (id, name, method, version, model, model_sha256, pooling, normalize, keep_images, dim,
           probe_json, counts_json, cv_json, refittable, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .run(id, spec.name, spec.method, spec.pin.model, spec.pin.sha256, spec.pin.pooling, spec.pin.normalize ? 1 : 0, spec.keepImages ? 1 : 0,
-          spec.dim, JSON.stringify(fit.probe), JSON.stringify(fit.counts), JSON.stringify(fit.cv), spec.refittable ? 1 : 0, now, now)
+          spec.dim, JSON.stringify(fit.probe), countsJson(fit.counts), JSON.stringify(fit.cv), spec.refittable ? 1 : 0, now, now)
       this.insertExamples(Number(info.lastInsertRowid), examples, spec.keepImages)
       if (spec.method === 'knn') this.syncKnnIds(id)
     })()
@@ -235,7 +241,7 @@ export class ClassifierStore {
     this.db.prepare(`UPDATE classifiers SET version = version + 1, probe_json = ?, counts_json = ?, cv_json = ?, updated_at = ?,
         model = COALESCE(?, model), model_sha256 = COALESCE(?, model_sha256), pooling = COALESCE(?, pooling),
         normalize = COALESCE(?, normalize), dim = COALESCE(?, dim) WHERE id = ?`)
-      .run(JSON.stringify(fit.probe), JSON.stringify(fit.counts), JSON.stringify(fit.cv), now,
+      .run(JSON.stringify(fit.probe), countsJson(fit.counts), JSON.stringify(fit.cv), now,
         pin?.model ?? null, pin?.sha256 ?? null, pin?.pooling ?? null, pin === null ? null : (pin.normalize ? 1 : 0), dim ?? null, id)
     if (fit.probe.state.method === 'knn') this.syncKnnIds(id)
   }

@@ -33,7 +33,7 @@ for (const method of PROBE_METHODS) {
     const testX = test.x.map((row, i) => row.map((v, j) => v + 0.1 * Math.sin(i * 7 + j)))
     const fit = fitProbe(method, matrixFromRows(train.x), train.names, { seed: 3 })
     assert.deepEqual(fit.probe.labels, ['label-0', 'label-1', 'label-2', 'label-3'])
-    assert.deepEqual(fit.counts, { 'label-0': 6, 'label-1': 6, 'label-2': 6, 'label-3': 6 })
+    assert.deepEqual(fit.counts, new Map([['label-0', 6], ['label-1', 6], ['label-2', 6], ['label-3', 6]]))
     assert.equal(fit.cv.scheme, 'stratified-k-fold(k=5, seed=3)')
     assert.ok(fit.cv.accuracy !== null && fit.cv.accuracy >= 0.95, `cv accuracy ${fit.cv.accuracy}`)
     const predictions = predictProbe(fit.probe, matrixFromRows(testX), { topK: 2 })
@@ -59,7 +59,7 @@ test('logreg picks C by cross-validation and reports it; a single-example class 
   assert.equal(one.cv.scheme, null)
   assert.equal(one.cv.accuracy, null)
   assert.equal(one.cv.C, 1)
-  assert.equal(one.counts.singleton, 1)
+  assert.equal(one.counts.get('singleton'), 1)
 })
 
 test('the same examples and seed give the same classifier', () => {

@@ -66,7 +66,7 @@ test('create, get, examples, add examples (version up), delete (examples cascade
   assert.match(created.id, /^clf_[0-9a-f]{16}$/)
   assert.equal(created.version, 1)
   assert.equal(created.numExamples, 4)
-  assert.deepEqual(created.counts, { cat: 2, dog: 2 })
+  assert.deepEqual(created.counts, new Map([['cat', 2], ['dog', 2]]))
   assert.deepEqual(created.pin, PIN)
   const stored = store.examples(created.id, { withImages: true })
   assert.deepEqual(stored.map((e) => e.image?.toString()), ['img-1', 'img-2', 'img-3', 'img-4'])

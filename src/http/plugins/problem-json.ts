@@ -1,14 +1,17 @@
 /**
- * Turns every failure into application/problem+json `{type, title, status, detail, code}` (style rule 7):
- * ApiError as thrown; schema validation -> REQUEST_VALIDATION_FAILED; Fastify's body/content-type errors
- * and @fastify/multipart limits -> their REQUEST_* / IMAGE_* / BATCH_* codes; anything else is a bug:
- * logged with context, answered as a generic INTERNAL_ERROR that hides internals.
+ * Turns every failure into application/problem+json `{type, title, status, detail, code, error}` (style
+ * rule 7; `error` is OpenAI's member, see src/errors.ts): ApiError as thrown; schema validation ->
+ * REQUEST_OPTION_UNKNOWN / REQUEST_VALIDATION_FAILED (src/http/ingestion/options.ts); Fastify's own
+ * request errors -> their REQUEST_* codes; anything else is a bug: logged with context, answered as a
+ * generic INTERNAL_ERROR that hides internals.
  * Every error answer counts once in clmae_rejections_total{reason=<code>}.
  */
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { ErrorObject } from 'ajv'
 import { ApiError, toProblem, type ErrorCode } from '../../errors.js'
 import type { Metrics } from '../../metrics.js'
+import { validationError } from '../ingestion/options.js'
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'REQUEST_BODY_TOO_LARGE',
@@ -16,20 +19,14 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'REQUEST_BODY_EMPTY',
   FST_ERR_CTP_INVALID_JSON_BODY: 'REQUEST_BODY_INVALID',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'REQUEST_BODY_INVALID',
-  FST_ERR_CTP_INVALID_TYPE: 'REQUEST_MEDIA_TYPE_UNSUPPORTED',
-  FST_INVALID_MULTIPART_CONTENT_TYPE: 'REQUEST_MEDIA_TYPE_UNSUPPORTED',
-  FST_REQ_FILE_TOO_LARGE: 'IMAGE_TOO_LARGE',
-  FST_FILES_LIMIT: 'BATCH_TOO_LARGE',
-  FST_PARTS_LIMIT: 'BATCH_TOO_LARGE',
-  FST_FIELDS_LIMIT: 'REQUEST_BODY_INVALID',
-  FST_PROTO_VIOLATION: 'REQUEST_BODY_INVALID'
+  FST_ERR_CTP_INVALID_TYPE: 'REQUEST_MEDIA_TYPE_UNSUPPORTED'
 }
 
 /** Maps any thrown value to the ApiError the client sees (unknown errors become INTERNAL_ERROR). */
 export function toApiError (error: unknown): ApiError {
   if (error instanceof ApiError) return error
-  const e = error as Partial<FastifyError> & { validation?: unknown, validationContext?: string }
-  if (e.validation !== undefined) return new ApiError('REQUEST_VALIDATION_FAILED', e.message)
+  const e = error as Partial<FastifyError> & { validation?: ErrorObject[], validationContext?: string }
+  if (e.validation !== undefined) return validationError(e.validation, e.validationContext)
   const mapped = e.code !== undefined ? FASTIFY_CODES[e.code] : undefined
   if (mapped !== undefined) return new ApiError(mapped, e.message)
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {

@@ -12,7 +12,6 @@
  * The store (SQLite at config.dbPath) opens on first use, so building the app for OpenAPI writes nothing.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { Ajv, type ValidateFunction } from 'ajv'
 import type { TSchema } from '@sinclair/typebox'
 import { ApiError, type ErrorCode } from '../../errors.js'
 import type { LoadedModel } from '../../bundles/model-registry.js'
@@ -21,8 +20,10 @@ import { embedInChunks, encoderSha256 } from '../../fewshot/embed-examples.js'
 import { FitRunner } from '../../fewshot/fit-runner.js'
 import { openDatabase, type SqliteDatabase } from '../../storage/database.js'
 import { ClassifierStore, type NewExample, type RefitResult, type StoredClassifier, type StoredExample } from '../../storage/classifier-store.js'
-import { decodeImageString, readImageRequest } from '../image-inputs.js'
-import { RAW_IMAGE_MEDIA_TYPES } from '../plugins/body-parsers.js'
+import { readImageRequest } from '../ingestion/image-request.js'
+import { MultipartBody, RAW_IMAGE_MEDIA_TYPES } from '../ingestion/body-parsers.js'
+import { jsonBody, readExamples, type IncomingExample } from '../ingestion/examples.js'
+import { checkLabels } from '../ingestion/labels.js'
 import { COMMON_ERRORS, IMAGE_ERRORS, errorResponses } from '../schemas/common.js'
 import {
   AddExamplesJsonRequestSchema, AddExamplesOptionsSchema, ClassifierIdParamsSchema, ClassifierSchema, CreateJsonRequestSchema, CreateMultipartSchema,
@@ -45,7 +46,7 @@ declare module 'fastify' {
 
 const NOT_FOUND: ErrorCode[] = ['CLASSIFIER_NOT_FOUND']
 const EXAMPLE_ERRORS: ErrorCode[] = [
-  ...IMAGE_ERRORS, 'CLASSIFIER_EXAMPLES_MISSING', 'CLASSIFIER_LABEL_MISSING', 'CLASSIFIER_LABEL_TOO_LONG', 'CLASSIFIER_TOO_MANY_EXAMPLES',
+  ...IMAGE_ERRORS, 'REQUEST_TOO_MANY_PARTS', 'REQUEST_FIELD_TOO_LARGE', 'CLASSIFIER_EXAMPLES_MISSING', 'CLASSIFIER_LABEL_MISSING', 'CLASSIFIER_LABEL_INVALID', 'CLASSIFIER_LABEL_TOO_LONG', 'CLASSIFIER_TOO_MANY_EXAMPLES',
   'CLASSIFIER_FULL', 'CLASSIFIER_TOO_MANY_CLASSES', 'CLASSIFIER_TOO_FEW_CLASSES', 'CLASSIFIER_EMBEDDING_INVALID'
 ]
 const JSON_AND_MULTIPART = (json: TSchema, multipart: TSchema) => ({ content: { 'application/json': { schema: json }, 'multipart/form-data': { schema: multipart } } })
@@ -72,7 +73,10 @@ export default async function classifiersRoutes (app: FastifyInstance): Promise<
   })
 
   const tags = ['classifiers']
+  // create, add examples and import carry many examples: a budget of their own
+  const examplesBody = { bodyLimit: app.config.classifierBodyLimitBytes, config: { bodyLimitSetting: 'CLMAE_CLASSIFIER_BODY_LIMIT_BYTES' } }
   app.post('/v1/classifiers', {
+    ...examplesBody,
     schema: {
       tags,
       summary: 'Create a few-shot classifier from labelled examples',
@@ -85,12 +89,13 @@ export default async function classifiersRoutes (app: FastifyInstance): Promise<
     schema: { tags, summary: 'List classifiers (oldest first, paged)', querystring: ListQuerySchema, response: { 200: ListResponseSchema, ...errorResponses(COMMON_ERRORS) } }
   }, listClassifiers)
   app.post('/v1/classifiers/import', {
+    ...examplesBody,
     schema: {
       tags,
       summary: 'Import a classifier from an export',
       description: 'Takes the JSON of GET /v1/classifiers/{id}/export and stores it as a new classifier (new id), pinned to the export\'s encoder sha256. Without `examples` it can predict but not be refitted.',
       body: ExportSchema,
-      response: { 201: ClassifierSchema, ...errorResponses([...COMMON_ERRORS, 'CLASSIFIER_IMPORT_INVALID', 'CLASSIFIER_LABEL_TOO_LONG', 'CLASSIFIER_TOO_MANY_CLASSES', 'CLASSIFIER_FULL', 'CLASSIFIER_EMBEDDING_INVALID', 'CLASSIFIER_LIMIT_REACHED']) }
+      response: { 201: ClassifierSchema, ...errorResponses([...COMMON_ERRORS, 'REQUEST_BODY_TOO_LARGE', 'REQUEST_TIMEOUT', 'REQUEST_MEDIA_TYPE_UNSUPPORTED', 'CLASSIFIER_IMPORT_INVALID', 'CLASSIFIER_LABEL_INVALID', 'CLASSIFIER_LABEL_TOO_LONG', 'CLASSIFIER_TOO_MANY_CLASSES', 'CLASSIFIER_FULL', 'CLASSIFIER_EMBEDDING_INVALID', 'CLASSIFIER_LIMIT_REACHED']) }
     }
   }, importClassifier)
   app.get('/v1/classifiers/:id', {
@@ -100,6 +105,7 @@ export default async function classifiersRoutes (app: FastifyInstance): Promise<
     schema: { tags, summary: 'Delete a classifier and its examples', params: ClassifierIdParamsSchema, response: { 204: { type: 'null', description: 'deleted' }, ...errorResponses([...COMMON_ERRORS, ...NOT_FOUND]) } }
   }, deleteClassifier)
   app.post('/v1/classifiers/:id/examples', {
+    ...examplesBody,
     schema: {
       tags,
       summary: 'Add labelled examples and refit (the version goes up)',
@@ -137,10 +143,8 @@ export default async function classifiersRoutes (app: FastifyInstance): Promise<
 
 // ---- handlers
 
-interface IncomingExample { label: string, image?: Buffer, embedding?: number[] }
-
 async function createClassifier (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<Classifier> {
-  const { examples, options: raw } = await readExamples(this, request, CreateOptionsSchema)
+  const { examples, options: raw } = await readExamples(request, CreateOptionsSchema, this.config)
   const options = raw as CreateOptions
   checkExamples(this, examples, 0, new Set())
   const model = this.models.get(options.model)
@@ -180,8 +184,8 @@ async function addExamples (this: FastifyInstance, request: FastifyRequest<{ Par
   const store = this.classifierStore
   const current = store.require(request.params.id)
   if (!current.refittable) throw new ApiError('CLASSIFIER_NOT_REFITTABLE', `classifier ${current.id} was imported without its example embeddings; create a new one instead`)
-  const { examples, options } = await readExamples(this, request, AddExamplesOptionsSchema)
-  checkExamples(this, examples, current.numExamples, new Set(Object.keys(current.counts)))
+  const { examples, options } = await readExamples(request, AddExamplesOptionsSchema, this.config)
+  checkExamples(this, examples, current.numExamples, new Set(current.counts.keys()))
   const needsModel = examples.some((e) => e.image !== undefined)
   const model = needsModel ? pinnedModel(this, current, undefined) : undefined
   const embedded = await embedExamples(this, request, model, current.pin, examples, current.dim)
@@ -189,7 +193,7 @@ async function addExamples (this: FastifyInstance, request: FastifyRequest<{ Par
   const refit = refitter(this, current.method, (options.seed as number | undefined) ?? 0, k)
   return await serialized(this, current.id, async () => {
     const latest = store.require(current.id)
-    checkExamples(this, examples, latest.numExamples, new Set(Object.keys(latest.counts))) // others may have added meanwhile
+    checkExamples(this, examples, latest.numExamples, new Set(latest.counts.keys())) // others may have added meanwhile
     const added: StoredExample[] = embedded.map((e) => ({ id: -1, label: e.label, embedding: Float32Array.from(e.embedding as ArrayLike<number>), image: null }))
     const fit = await refit([...store.examples(latest.id), ...added])
     return toView(store.addExamples(latest.id, embedded, fit, latest.version))
@@ -202,7 +206,7 @@ async function predict (this: FastifyInstance, request: FastifyRequest<{ Params:
   let options: PredictOptions
   let rows: number[][]
   let model: LoadedModel | undefined
-  if (!request.isMultipart() && !Buffer.isBuffer(body) && body?.embeddings !== undefined) {
+  if (!(body instanceof MultipartBody) && !Buffer.isBuffer(body) && body?.embeddings !== undefined) {
     if ((body as { input?: unknown }).input !== undefined) throw new ApiError('REQUEST_VALIDATION_FAILED', 'send `input` (images) or `embeddings`, not both')
     options = body
     model = pinnedModel(this, classifier, options.model)
@@ -236,20 +240,21 @@ async function predict (this: FastifyInstance, request: FastifyRequest<{ Params:
 }
 
 async function reembed (this: FastifyInstance, request: FastifyRequest<{ Params: ClassifierIdParams, Body: ReembedRequest | undefined }>): Promise<Classifier> {
+  const body = jsonBody<ReembedRequest>(request)
   const store = this.classifierStore
   const current = store.require(request.params.id)
   if (!current.keepImages) throw new ApiError('CLASSIFIER_IMAGES_NOT_KEPT', `classifier ${current.id} was created with keep_images=false; create a new one from the images`)
   const stored = store.examples(current.id, { withImages: true })
   const missing = stored.findIndex((e) => e.image === null)
   if (missing !== -1) throw new ApiError('CLASSIFIER_IMAGES_NOT_KEPT', `example ${missing} of classifier ${current.id} was given as an embedding, so it has no image to re-embed`)
-  const model = this.models.get(request.body?.model)
+  const model = this.models.get(body?.model)
   const pin: EmbeddingPin = { ...current.pin, model: model.id, sha256: encoderSha256(model) }
   const vectors = await embedInChunks(model, stored.map((e) => e.image as Buffer), {
     pooling: pin.pooling, normalize: pin.normalize, limits: this.config, chunkSize: this.config.maxImagesPerRequest,
     run: { signal: request.clientSignal, deadline: request.deadline }, metrics: this.metrics
   })
   const k = current.probe.state.method === 'knn' ? current.probe.state.k : undefined
-  const refit = refitter(this, current.method, request.body?.seed ?? 0, k)
+  const refit = refitter(this, current.method, body?.seed ?? 0, k)
   return await serialized(this, current.id, async () => {
     const latest = store.require(current.id)
     const examples = store.examples(latest.id)
@@ -280,11 +285,12 @@ async function exportClassifier (this: FastifyInstance, request: FastifyRequest<
 }
 
 async function importClassifier (this: FastifyInstance, request: FastifyRequest<{ Body: ClassifierExport }>, reply: FastifyReply): Promise<Classifier> {
-  const doc = request.body
+  const doc = jsonBody<ClassifierExport>(request)
+  if (doc === undefined) throw new ApiError('REQUEST_BODY_EMPTY', 'send the JSON of GET /v1/classifiers/{id}/export')
   const probe: FittedProbe = { labels: doc.labels, dim: doc.embedding.dim, state: doc.probe as FittedProbe['state'] }
   if (doc.probe.method !== doc.method) throw new ApiError('CLASSIFIER_IMPORT_INVALID', `method is ${doc.method} but the probe is ${doc.probe.method}`)
   validateProbe(probe)
-  checkLabels(this, doc.labels)
+  checkLabels(doc.labels, this.config.classifierMaxLabelChars)
   if (doc.labels.length > this.config.classifierMaxClasses) throw new ApiError('CLASSIFIER_TOO_MANY_CLASSES', `${doc.labels.length} labels; the limit is ${this.config.classifierMaxClasses} (CLMAE_CLASSIFIER_MAX_CLASSES)`)
   const examples = doc.examples ?? []
   if (examples.length > this.config.classifierMaxExamples) throw new ApiError('CLASSIFIER_FULL', `${examples.length} examples; a classifier holds at most ${this.config.classifierMaxExamples} (CLMAE_CLASSIFIER_MAX_EXAMPLES)`)
@@ -292,8 +298,8 @@ async function importClassifier (this: FastifyInstance, request: FastifyRequest<
   const known = new Set(doc.labels)
   const stray = examples.find((e) => !known.has(e.label))
   if (stray !== undefined) throw new ApiError('CLASSIFIER_IMPORT_INVALID', `example label ${JSON.stringify(stray.label)} is not among labels`)
-  const counts: Record<string, number> = Object.fromEntries(doc.labels.map((l) => [l, 0]))
-  for (const e of examples) counts[e.label]++
+  const counts = new Map(doc.labels.map((l) => [l, 0]))
+  for (const e of examples) counts.set(e.label, (counts.get(e.label) ?? 0) + 1)
   const store = this.classifierStore
   const created = store.create(
     { name: doc.name, method: doc.method, pin: { model: doc.embedding.model, sha256: doc.embedding.sha256, pooling: doc.embedding.pooling, normalize: doc.embedding.normalize }, keepImages: false, dim: probe.dim, refittable: examples.length > 0 },
@@ -343,17 +349,7 @@ async function serialized<T> (app: FastifyInstance, id: string, task: () => Prom
   return await run
 }
 
-/** Labels: present, at most classifierMaxLabelChars characters. */
-function checkLabels (app: FastifyInstance, labels: Iterable<string>): void {
-  for (const label of labels) {
-    if (label.trim() === '') throw new ApiError('CLASSIFIER_LABEL_MISSING', 'a label is empty')
-    if ([...label].length > app.config.classifierMaxLabelChars) {
-      throw new ApiError('CLASSIFIER_LABEL_TOO_LONG', `label ${JSON.stringify(label.slice(0, 80))}… has ${[...label].length} characters; the limit is ${app.config.classifierMaxLabelChars} (CLMAE_CLASSIFIER_MAX_LABEL_CHARS)`)
-    }
-  }
-}
-
-/** Count, label and class limits, before any embedding work. */
+/** Count and class limits, before any embedding work (labels were checked when the examples were read). */
 function checkExamples (app: FastifyInstance, examples: IncomingExample[], stored: number, storedLabels: Set<string>): void {
   const config = app.config
   if (examples.length === 0) throw new ApiError('CLASSIFIER_EXAMPLES_MISSING', 'send at least one labelled example')
@@ -363,11 +359,17 @@ function checkExamples (app: FastifyInstance, examples: IncomingExample[], store
   if (stored + examples.length > config.classifierMaxExamples) {
     throw new ApiError('CLASSIFIER_FULL', `the classifier would hold ${stored + examples.length} examples; the limit is ${config.classifierMaxExamples} (CLMAE_CLASSIFIER_MAX_EXAMPLES)`)
   }
-  checkLabels(app, examples.map((e) => e.label))
   const labels = new Set([...storedLabels, ...examples.map((e) => e.label)])
   if (labels.size > config.classifierMaxClasses) {
     throw new ApiError('CLASSIFIER_TOO_MANY_CLASSES', `${labels.size} labels; the limit is ${config.classifierMaxClasses} (CLMAE_CLASSIFIER_MAX_CLASSES)`)
   }
+}
+
+/** Per-item errors of the embedded subset renumbered as positions in the request's examples. */
+function toExampleIndexes (error: unknown, all: IncomingExample[], subset: IncomingExample[]): unknown {
+  if (!(error instanceof ApiError) || error.errors === undefined || subset.length === all.length) return error
+  const positions = subset.map((e) => all.indexOf(e))
+  return new ApiError(error.code, error.message, { errors: error.errors.map((e) => ({ ...e, index: positions[e.index] })) })
 }
 
 /** Embeds the image examples with `model` (the pin's pooling and normalisation); embedding examples pass through. */
@@ -376,10 +378,14 @@ async function embedExamples (app: FastifyInstance, request: FastifyRequest, mod
   let vectors: Float32Array[] = []
   if (withImages.length > 0) {
     if (model === undefined) throw new Error('images to embed but no model. This is a bug.')
-    vectors = await embedInChunks(model, withImages.map((e) => e.image as Buffer), {
-      pooling: pin.pooling, normalize: pin.normalize, limits: app.config, chunkSize: app.config.maxImagesPerRequest,
-      run: { signal: request.clientSignal, deadline: request.deadline }, metrics: app.metrics
-    })
+    try {
+      vectors = await embedInChunks(model, withImages.map((e) => e.image as Buffer), {
+        pooling: pin.pooling, normalize: pin.normalize, limits: app.config, chunkSize: app.config.maxImagesPerRequest,
+        run: { signal: request.clientSignal, deadline: request.deadline }, metrics: app.metrics
+      })
+    } catch (error) {
+      throw toExampleIndexes(error, examples, withImages)
+    }
   }
   const D = dim ?? model?.manifest.dims.embed_dim ?? 0
   embeddingsMatrix(examples.filter((e) => e.embedding !== undefined).map((e) => e.embedding as number[]), D)
@@ -389,64 +395,6 @@ async function embedExamples (app: FastifyInstance, request: FastifyRequest, mod
     : { label: e.label, embedding: e.embedding as number[], image: null })
 }
 
-const coercingAjv = new Ajv({ coerceTypes: true, useDefaults: true, removeAdditional: false, strict: false })
-const optionValidators = new WeakMap<TSchema, ValidateFunction>()
-
-function validateOptions (schema: TSchema, options: Record<string, unknown>): Record<string, unknown> {
-  let validate = optionValidators.get(schema)
-  if (validate === undefined) { validate = coercingAjv.compile(schema); optionValidators.set(schema, validate) }
-  if (!validate(options)) {
-    const e = validate.errors?.[0]
-    throw new ApiError('REQUEST_VALIDATION_FAILED', `option ${e?.instancePath.slice(1) || e?.params?.additionalProperty || ''} ${e?.message ?? 'is invalid'}`.replace(/\s+/g, ' '))
-  }
-  return options
-}
-
-/**
- * Labelled examples from JSON (`examples: [{label, input | embedding}]`) or multipart (file parts and
- * one `label` field per file, in order); the remaining fields are options.
- */
-async function readExamples (app: FastifyInstance, request: FastifyRequest, optionsSchema: TSchema): Promise<{ examples: IncomingExample[], options: Record<string, unknown> }> {
-  const config = app.config
-  if (request.isMultipart()) {
-    const images: Buffer[] = []
-    const labels: string[] = []
-    const fields: Record<string, unknown> = {}
-    try {
-      for await (const part of request.parts({ limits: { files: config.classifierMaxExamplesPerRequest, fileSize: config.maxImageBytes, parts: 2 * config.classifierMaxExamplesPerRequest + 32 } })) {
-        if (part.type === 'file') images.push(await part.toBuffer())
-        else if (part.fieldname === 'label') labels.push(String(part.value))
-        else if (part.fieldname === 'input') images.push(decodeImageString(String(part.value), config.maxImageBytes, images.length))
-        else fields[part.fieldname] = part.value
-      }
-    } catch (error) {
-      const code = (error as { code?: string }).code
-      if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT') {
-        throw new ApiError('CLASSIFIER_TOO_MANY_EXAMPLES', `more than ${config.classifierMaxExamplesPerRequest} examples in one request (CLMAE_CLASSIFIER_MAX_EXAMPLES_PER_REQUEST)`)
-      }
-      throw error
-    }
-    if (labels.length !== images.length) {
-      throw new ApiError('CLASSIFIER_LABEL_MISSING', `${images.length} images but ${labels.length} label fields; send one \`label\` field per file, in order`)
-    }
-    return { examples: images.map((image, i) => ({ label: labels[i], image })), options: validateOptions(optionsSchema, { ...fields }) }
-  }
-  const body = request.body
-  if (Buffer.isBuffer(body)) throw new ApiError('REQUEST_MEDIA_TYPE_UNSUPPORTED', 'labelled examples come as JSON or multipart/form-data, not as a raw image body')
-  if (body === undefined || body === null) throw new ApiError('REQUEST_BODY_EMPTY', 'send JSON with `examples` or multipart files with `label` fields')
-  const { examples, ...options } = body as { examples: { label: string, input?: string, embedding?: number[] }[] } & Record<string, unknown>
-  if (examples.length > config.classifierMaxExamplesPerRequest) {
-    throw new ApiError('CLASSIFIER_TOO_MANY_EXAMPLES', `${examples.length} examples; the limit is ${config.classifierMaxExamplesPerRequest} per request (CLMAE_CLASSIFIER_MAX_EXAMPLES_PER_REQUEST)`)
-  }
-  return {
-    examples: examples.map((e, i) => {
-      if ((e.input === undefined) === (e.embedding === undefined)) throw new ApiError('REQUEST_VALIDATION_FAILED', `examples[${i}] needs exactly one of input (an image) or embedding`)
-      return e.input !== undefined ? { label: e.label, image: decodeImageString(e.input, config.maxImageBytes, i) } : { label: e.label, embedding: e.embedding }
-    }),
-    options
-  }
-}
-
 function toView (c: StoredClassifier): Classifier {
   return {
     object: 'classifier',
@@ -454,7 +402,7 @@ function toView (c: StoredClassifier): Classifier {
     name: c.name || c.id,
     method: c.method,
     version: c.version,
-    labels: c.probe.labels.map((label) => ({ label, count: c.counts[label] ?? 0 })),
+    labels: c.probe.labels.map((label) => ({ label, count: c.counts.get(label) ?? 0 })),
     num_examples: c.numExamples,
     cross_validation: c.cv,
     model: c.pin.model,

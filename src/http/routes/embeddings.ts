@@ -5,10 +5,10 @@ import { endianness } from 'node:os'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ApiError } from '../../errors.js'
 import { embedImages } from '../../features/embed.js'
-import { readImageRequest } from '../image-inputs.js'
+import { readImageRequest } from '../ingestion/image-request.js'
 import { COMMON_ERRORS, IMAGE_ERRORS, errorResponses } from '../schemas/common.js'
 import { EmbeddingsJsonRequestSchema, EmbeddingsMultipartSchema, EmbeddingsOptionsSchema, EmbeddingsResponseSchema, type EmbeddingsOptions, type EmbeddingsResponse } from '../schemas/embeddings.js'
-import { RAW_IMAGE_MEDIA_TYPES } from '../plugins/body-parsers.js'
+import { RAW_IMAGE_MEDIA_TYPES } from '../ingestion/body-parsers.js'
 import { setTimingHeaders } from './timing-headers.js'
 
 if (endianness() !== 'LE') throw new Error('encoding_format base64 is defined as little-endian float32; this host is big-endian')
@@ -37,7 +37,7 @@ export default async function embeddingsRoutes (app: FastifyInstance): Promise<v
 
 async function createEmbeddings (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<EmbeddingsResponse> {
   const config = this.config
-  const { images, options: raw } = await readImageRequest(request, { optionsSchema: EmbeddingsOptionsSchema, maxImages: config.maxImagesPerRequest, maxImageBytes: config.maxImageBytes, maxBodyBytes: config.bodyLimitBytes })
+  const { images, options: raw } = await readImageRequest(request, { optionsSchema: EmbeddingsOptionsSchema, maxImages: config.maxImagesPerRequest, maxImageBytes: config.maxImageBytes })
   const options = raw as EmbeddingsOptions
   const model = this.models.get(options.model)
   const D = model.manifest.dims.embed_dim

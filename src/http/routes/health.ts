@@ -1,10 +1,9 @@
 /**
- * GET /livez (the process answers), GET /readyz (sessions created and warmed up, not draining),
- * GET /metrics (Prometheus text). None of them needs an API key (except /metrics with protectMetrics)
- * and none goes through a queue.
+ * GET /livez (the process answers), GET /readyz (sessions created and warmed up, not draining).
+ * Neither needs an API key and neither goes through a queue. /metrics is in metrics.ts.
  */
 import { Type } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { ApiError } from '../../errors.js'
 import { errorResponses } from '../schemas/common.js'
 
@@ -19,14 +18,6 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       response: { 200: StatusSchema, ...errorResponses(['SERVICE_UNAVAILABLE']) }
     }
   }, readiness)
-  app.get('/metrics', {
-    schema: {
-      tags: ['health'],
-      summary: 'Prometheus metrics (clmae_* and process defaults)',
-      produces: ['text/plain'],
-      response: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } }, ...errorResponses(['AUTH_KEY_MISSING', 'AUTH_KEY_INVALID']) }
-    }
-  }, metrics)
 }
 
 async function readiness (this: FastifyInstance): Promise<{ status: string }> {
@@ -34,9 +25,4 @@ async function readiness (this: FastifyInstance): Promise<{ status: string }> {
   if (draining) throw new ApiError('SERVICE_UNAVAILABLE', 'shutting down: finishing queued work', { headers: { 'retry-after': String(this.config.retryAfterSeconds) } })
   if (!ready) throw new ApiError('SERVICE_UNAVAILABLE', 'starting: loading and warming up the models', { headers: { 'retry-after': String(this.config.retryAfterSeconds) } })
   return { status: 'ready' }
-}
-
-async function metrics (this: FastifyInstance, _request: unknown, reply: FastifyReply): Promise<string> {
-  reply.type(this.metrics.registry.contentType)
-  return this.metrics.registry.metrics()
 }

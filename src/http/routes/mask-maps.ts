@@ -8,8 +8,8 @@ import { computeMaskMap } from '../../features/mask-map.js'
 import { inspectImage } from '../../imaging/decode.js'
 import { applyEvalTransform, type TransformedImage } from '../../imaging/eval-transform.js'
 import type { LoadedModel } from '../../bundles/model-registry.js'
-import { readImageRequest } from '../image-inputs.js'
-import { RAW_IMAGE_MEDIA_TYPES } from '../plugins/body-parsers.js'
+import { readImageRequest } from '../ingestion/image-request.js'
+import { RAW_IMAGE_MEDIA_TYPES } from '../ingestion/body-parsers.js'
 import { COMMON_ERRORS, IMAGE_ERRORS, errorResponses } from '../schemas/common.js'
 import {
   MaskMapsJsonRequestSchema, MaskMapsMultipartSchema, MaskMapsOptionsSchema, MaskMapsResponseSchema,

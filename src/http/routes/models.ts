@@ -24,6 +24,8 @@ async function listModels (this: FastifyInstance): Promise<ModelsResponse> {
       object: 'model' as const,
       default: m.id === this.models.defaultModel,
       method: m.manifest.method,
+      has_decoder: m.hasGraph('decoder'),
+      has_masking_module: m.hasGraph('keep_scores'),
       manifest: m.manifest as unknown as Record<string, unknown>,
       sha256: m.sha256 as Record<string, string>,
       execution_provider: m.executionProvider,

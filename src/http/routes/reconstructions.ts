@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ErrorCode } from '../../errors.js'
 import { checkReconstructOptions, encodePanels, encodePanelStrip, reconstruct, type ReconstructOptions } from '../../features/reconstruct.js'
 import { maskedIndices } from '../../features/selection.js'
-import { RAW_IMAGE_MEDIA_TYPES } from '../plugins/body-parsers.js'
+import { RAW_IMAGE_MEDIA_TYPES } from '../ingestion/body-parsers.js'
 import { COMMON_ERRORS, IMAGE_ERRORS, errorResponses } from '../schemas/common.js'
 import {
   ReconstructionsJsonRequestSchema, ReconstructionsMultipartSchema, ReconstructionsOptionsSchema, ReconstructionsResponseSchema,
@@ -16,7 +16,7 @@ import { readOneImage, toGrid } from './mask-maps.js'
 import { setTimingHeaders } from './timing-headers.js'
 
 export const RECONSTRUCTION_ERRORS: ErrorCode[] = [
-  ...COMMON_ERRORS, ...IMAGE_ERRORS, 'BATCH_TOO_LARGE', 'MODEL_NO_MASKING_MODULE', 'MASK_RATIO_INVALID', 'MASK_PATCHES_MISSING',
+  ...COMMON_ERRORS, ...IMAGE_ERRORS, 'BATCH_TOO_LARGE', 'MODEL_NO_MASKING_MODULE', 'MODEL_NO_DECODER', 'MASK_RATIO_INVALID', 'MASK_PATCHES_MISSING',
   'MASK_PATCH_OUT_OF_RANGE', 'MASK_PATCH_DUPLICATE', 'MASK_PATCH_COUNT', 'MASK_OPTION_CONFLICT'
 ]
 
@@ -50,12 +50,12 @@ export default async function reconstructionsRoutes (app: FastifyInstance): Prom
   }, createReconstruction)
 }
 
-/** True when the client asks for image/png (and not JSON first). */
+/**
+ * True when the Accept header prefers image/png to JSON (q-values honoured by @fastify/accepts, i.e.
+ * the `accepts` package; JSON wins ties and is the answer when neither is acceptable).
+ */
 function wantsPng (request: FastifyRequest): boolean {
-  const accept = request.headers.accept ?? ''
-  const png = accept.indexOf('image/png')
-  const json = accept.indexOf('application/json')
-  return png !== -1 && (json === -1 || png < json)
+  return request.accepts().type(['application/json', 'image/png']) === 'image/png'
 }
 
 async function createReconstruction (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<ReconstructionsResponse | Buffer> {

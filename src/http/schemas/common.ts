@@ -10,18 +10,29 @@ export const ProblemSchema = Type.Object({
   title: Type.String({ description: 'the code\'s fixed title' }),
   status: Type.Integer({ description: 'the HTTP status' }),
   detail: Type.String({ description: 'what went wrong with this request' }),
-  code: Type.String({ description: 'stable AREA_WHAT error code (README error table)' })
-}, { $id: 'Problem', title: 'Problem', description: 'RFC 9457 problem details with a stable `code`' })
+  code: Type.String({ description: 'stable AREA_WHAT error code (README error table)' }),
+  errors: Type.Optional(Type.Array(Type.Object({
+    index: Type.Integer({ description: 'position of the failed image (or example) in the request' }),
+    code: Type.String({ description: 'that item\'s error code' }),
+    detail: Type.String()
+  }), { description: 'multi-image requests: every failed item; the top-level code and status are the first one\'s' })),
+  error: Type.Object({
+    message: Type.String({ description: 'the same text as detail' }),
+    type: Type.String({ description: 'invalid_request_error, authentication_error or server_error' }),
+    code: Type.String({ description: 'the same code as code' }),
+    param: Type.Union([Type.String(), Type.Null()], { description: 'the option at fault, when there is one' })
+  }, { description: 'OpenAI\'s error member, so OpenAI clients read err.status, err.code and err.message' })
+}, { $id: 'Problem', title: 'Problem', description: 'RFC 9457 problem details with a stable `code`, per-item `errors`, and OpenAI\'s `error` member' })
 
 /** `$ref` to ProblemSchema (registered with app.addSchema in app.ts; a component in the OpenAPI document). */
 export const ProblemRef = Type.Unsafe<Static<typeof ProblemSchema>>(Type.Ref('Problem'))
 
 /** Error codes every /v1 route can answer with. */
-export const COMMON_ERRORS: ErrorCode[] = ['REQUEST_VALIDATION_FAILED', 'REQUEST_BODY_INVALID', 'AUTH_KEY_MISSING', 'AUTH_KEY_INVALID', 'INTERNAL_ERROR']
+export const COMMON_ERRORS: ErrorCode[] = ['REQUEST_VALIDATION_FAILED', 'REQUEST_OPTION_UNKNOWN', 'REQUEST_BODY_INVALID', 'AUTH_KEY_MISSING', 'AUTH_KEY_INVALID', 'INTERNAL_ERROR']
 
 /** Error codes of routes that take images and run a graph. */
 export const IMAGE_ERRORS: ErrorCode[] = [
-  'REQUEST_BODY_EMPTY', 'REQUEST_BODY_TOO_LARGE', 'REQUEST_MEDIA_TYPE_UNSUPPORTED', 'IMAGE_MISSING', 'IMAGE_BASE64_INVALID',
+  'REQUEST_BODY_EMPTY', 'REQUEST_BODY_TOO_LARGE', 'REQUEST_MEDIA_TYPE_UNSUPPORTED', 'REQUEST_TIMEOUT', 'REQUEST_TOO_MANY_PARTS', 'REQUEST_FIELD_TOO_LARGE', 'IMAGE_MISSING', 'IMAGE_BASE64_INVALID',
   'IMAGE_TOO_LARGE', 'IMAGE_TOO_MANY_PIXELS', 'IMAGE_TOO_SMALL', 'IMAGE_FORMAT_UNSUPPORTED', 'IMAGE_UNREADABLE',
   'MODEL_NOT_FOUND', 'QUEUE_FULL', 'DEADLINE_EXCEEDED', 'REQUEST_ABORTED', 'SERVICE_UNAVAILABLE'
 ]

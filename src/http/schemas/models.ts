@@ -9,7 +9,9 @@ export const ModelInfoSchema = Type.Object({
   object: Type.Literal('model'),
   default: Type.Boolean({ description: 'used when a request names no model' }),
   method: Type.Union([Type.Literal('clmae'), Type.Literal('mae')], { description: 'clmae: has the learned masking module (keep_scores graph); mae: random-mask baseline' }),
-  manifest: Type.Object({}, { additionalProperties: true, description: 'the bundle\'s manifest.json (training/bundle-format/manifest.schema.json)' }),
+  has_decoder: Type.Boolean({ description: 'the bundle has a decoder: reconstructions work (a bundle imported from an encoder-only checkpoint answers 422 MODEL_NO_DECODER)' }),
+  has_masking_module: Type.Boolean({ description: 'the bundle has the learned masking module (keep_scores graph): mask maps and learned masking work' }),
+  manifest: Type.Object({}, { additionalProperties: true, description: 'the bundle\'s manifest.json (training/bundle-format/manifest.schema.json; format 1 for models trained here, 2 for imported released checkpoints)' }),
   sha256: Type.Record(Type.String(), Type.String(), { description: 'graph name -> sha256 hex of its ONNX file, verified at load' }),
   execution_provider: Type.String({ description: 'onnxruntime execution provider in use: cpu or cuda' }),
   batching: Type.Object({

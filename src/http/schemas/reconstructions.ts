@@ -14,7 +14,7 @@ export const ReconstructionsOptionsSchema = Type.Object({
   })),
   mask_ratio: Type.Optional(MaskRatioField),
   seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'random masking only: uint32 seed; drawn when absent and echoed in the answer, so the same seed replays the same mask' })),
-  masked_patches: Type.Optional(Type.Array(Type.Integer(), { description: 'given masking only: indices t = row * cols + col of the patches to remove; each in [0, L) (400 MASK_PATCH_OUT_OF_RANGE), no repeats (400 MASK_PATCH_DUPLICATE), at least 1 and at most L - 1 of them (400 MASK_PATCH_COUNT)' }))
+  masked_patches: Type.Optional(Type.Array(Type.Integer(), { maxItems: 4096, description: 'given masking only (at most 4096 indices, a 64 x 64 grid): indices t = row * cols + col of the patches to remove; each in [0, L) (400 MASK_PATCH_OUT_OF_RANGE), no repeats (400 MASK_PATCH_DUPLICATE), at least 1 and at most L - 1 of them (400 MASK_PATCH_COUNT)' }))
 }, { additionalProperties: false })
 
 export type ReconstructionsOptions = Static<typeof ReconstructionsOptionsSchema>

@@ -230,7 +230,7 @@ test('bad inputs of every kind get their coded 4xx', async (t) => {
   await expectProblem(await postJson(url, { examples: [] }), 400, 'CLASSIFIER_EXAMPLES_MISSING')
   await expectProblem(await postJson(url, { examples: [e('a', 1), e('a', 2)] }), 422, 'CLASSIFIER_TOO_FEW_CLASSES')
   await expectProblem(await postJson(url, { examples: [e('a', 1), e('much-too-long', 2)] }), 400, 'CLASSIFIER_LABEL_TOO_LONG')
-  await expectProblem(await postJson(url, { examples: [e('a', 1), e('', 2)] }), 400, 'CLASSIFIER_LABEL_MISSING')
+  await expectProblem(await postJson(url, { examples: [e('a', 1), e('', 2)] }), 400, 'CLASSIFIER_LABEL_INVALID')
   await expectProblem(await postJson(url, { examples: [1, 2, 3, 4, 5, 6, 7].map((s) => e(`l${s % 2}`, s)) }), 413, 'CLASSIFIER_TOO_MANY_EXAMPLES')
   await expectProblem(await postJson(url, { examples: [e('a', 1), e('b', 2), e('c', 3), e('d', 4)] }), 422, 'CLASSIFIER_TOO_MANY_CLASSES')
   await expectProblem(await postJson(url, { examples: [e('a', 1), { label: 'b', embedding: [1, 2, 3] }] }), 422, 'CLASSIFIER_EMBEDDING_INVALID')
