@@ -1,6 +1,10 @@
 /**
- * The bundle manifest (training/bundle-format/manifest.schema.json, format_version 1) as TypeScript types,
- * and its validation with ajv against that committed schema, so the service and training/ share one contract.
+ * The bundle manifest (training/bundle-format/manifest.schema.json) as TypeScript types, and its validation
+ * with ajv against that committed schema, so the service and training/ share one contract.
+ * Format 1: a model trained here (clmae.export): every bundle has a decoder, `config` names its architecture.
+ * Format 2: a released checkpoint imported by clmae.import_checkpoint: the decoder and keep_scores graphs are
+ * optional, `source` and `architecture` (each value with where it came from) replace `config`, and `training`
+ * is optional. Both carry the same fields the service reads (dims, grid, eval_transform, ...).
  * Mask convention: mask = 1 means the patch is removed; keep_score in (0, 1), high = keep.
  */
 import { readFileSync } from 'node:fs'
@@ -38,17 +42,25 @@ export interface EvalTransform {
   std: [number, number, number]
 }
 
-export interface Manifest {
-  format_version: 1
+interface ManifestCommon {
   name: string
   method: 'clmae' | 'mae'
-  config: string
   image_size: number
   patch_size: number
   /** [rows, cols]; token t = row * cols + col */
   grid: [number, number]
   /** L */
   num_patches: number
+  mask_ratio: number
+  norm_pix_eps: number
+  eval_transform: EvalTransform
+  opset: number
+  created_at: string
+}
+
+export interface ManifestV1 extends ManifestCommon {
+  format_version: 1
+  config: string
   dims: {
     embed_dim: number
     depth: number
@@ -60,14 +72,44 @@ export interface Manifest {
     masking_depth: number | null
     masking_num_heads: number | null
   }
-  mask_ratio: number
   norm_pix_loss: boolean
-  norm_pix_eps: number
-  eval_transform: EvalTransform
-  opset: number
   graphs: { encoder: GraphSpec, decoder: GraphSpec, keep_scores?: GraphSpec }
   training: Record<string, unknown>
-  created_at: string
+}
+
+/** One value of an imported architecture and where it came from (a checkpoint key, args, a default, a flag). */
+export interface Decided {
+  value: unknown
+  from: string
+}
+
+export interface ManifestV2 extends ManifestCommon {
+  format_version: 2
+  source: { format: 'mae' | 'timm' | 'clmae', file: string, sha256: string, bytes?: number, layout?: string, epoch?: number, args?: Record<string, unknown> }
+  architecture: Record<string, Decided>
+  dims: {
+    embed_dim: number
+    depth: number
+    num_heads: number
+    /** null: no decoder */
+    decoder_embed_dim: number | null
+    decoder_depth: number | null
+    decoder_num_heads: number | null
+    patch_dim: number
+    masking_depth: number | null
+    masking_num_heads: number | null
+  }
+  /** null when the bundle has no decoder */
+  norm_pix_loss: boolean | null
+  graphs: { encoder: GraphSpec, decoder?: GraphSpec, keep_scores?: GraphSpec }
+  training?: Record<string, unknown>
+}
+
+export type Manifest = ManifestV1 | ManifestV2
+
+/** What the bundle's architecture is called: the config name (format 1), or the imported file (format 2). */
+export function architectureName (manifest: Manifest): string {
+  return manifest.format_version === 1 ? manifest.config : `${manifest.source.format}:${manifest.source.file}`
 }
 
 let validator: ValidateFunction | undefined

@@ -11,8 +11,10 @@
  *   outputs.latent                                           // float32 (N, 1+K, D)
  *
  * Graph names and tensor names are the manifest's: 'encoder' (images, ids_keep -> latent),
- * 'decoder' (latent, ids_restore -> pred), 'keep_scores' (images -> keep_scores; method clmae only:
- * check model.hasGraph('keep_scores') and throw ApiError('MODEL_NO_MASKING_MODULE') otherwise).
+ * 'decoder' (latent, ids_restore -> pred; absent from format-2 bundles of encoder-only checkpoints: check
+ * model.hasGraph('decoder') and throw ApiError('MODEL_NO_DECODER') otherwise), 'keep_scores' (images ->
+ * keep_scores; method clmae only: check model.hasGraph('keep_scores') and throw ApiError('MODEL_NO_MASKING_MODULE')
+ * otherwise). Manifest formats 1 and 2 load the same way (src/bundles/manifest.ts).
  * Rows of one request may share batches with other requests; outputs come back in the request's order.
  */
 import { existsSync } from 'node:fs'
@@ -81,6 +83,7 @@ export class LoadedModel {
     const batcher = this.batchers.get(graph)
     if (batcher === undefined) {
       if (graph === 'keep_scores') return Promise.reject(new ApiError('MODEL_NO_MASKING_MODULE', `model ${this.id} (method ${this.manifest.method}) has no learned masking module`))
+      if (graph === 'decoder') return Promise.reject(new ApiError('MODEL_NO_DECODER', `model ${this.id} has no decoder (an encoder-only checkpoint)`))
       return Promise.reject(new Error(`model ${this.id} has no graph ${graph}. This is a bug.`))
     }
     return batcher.submit(feeds, options)

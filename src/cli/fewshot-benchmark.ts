@@ -19,6 +19,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import pino from 'pino'
 import { ModelRegistry, type LoadedModel } from '../bundles/model-registry.js'
+import { architectureName } from '../bundles/manifest.js'
 import { loadConfig, type Config } from '../config.js'
 import { embedPixels, preprocessImages, type Pooling } from '../features/embed.js'
 import { PROBE_METHODS, type ProbeMethod } from '../fewshot/classifiers.js'
@@ -207,7 +208,7 @@ export async function main (argv: string[]): Promise<BenchmarkReport | undefined
     normalize,
     shots,
     seeds,
-    models: Object.fromEntries(models.map((m) => [m.id, { encoder_sha256: encoderSha256(m), method: m.manifest.method, config: m.manifest.config }])),
+    models: Object.fromEntries(models.map((m) => [m.id, { encoder_sha256: encoderSha256(m), method: m.manifest.method, config: architectureName(m.manifest) }])),
     pixel_baseline: pixelSide > 0 ? `the same probe on the preprocessed input average-pooled to ${pixelSide}x${pixelSide}x3 (${3 * pixelSide * pixelSide} values)` : 'none',
     datasets: []
   }

@@ -66,8 +66,9 @@ export function gridOf (model: LoadedModel): PatchGrid {
 }
 
 /**
- * Refuses options that do not apply to the masking (so a request never silently means something else),
- * learned masking on a bundle without a masking module, and a ratio that keeps or removes nothing.
+ * Refuses a bundle without a decoder (an imported encoder-only checkpoint), options that do not apply to the
+ * masking (so a request never silently means something else), learned masking on a bundle without a masking
+ * module, and a ratio that keeps or removes nothing.
  * Needs no image: the route calls it before decoding.
  */
 export function checkReconstructOptions (model: LoadedModel, options: ReconstructOptions): void {
@@ -83,6 +84,9 @@ export function checkReconstructOptions (model: LoadedModel, options: Reconstruc
   }
   if (masking === 'given' && options.maskedPatches === undefined) {
     throw new ApiError('MASK_PATCHES_MISSING', 'masking "given" needs masked_patches, the indices of the patches to remove (row * cols + col)')
+  }
+  if (!model.hasGraph('decoder')) {
+    throw new ApiError('MODEL_NO_DECODER', `model ${model.id} has no decoder (an encoder-only checkpoint): it serves embeddings, not reconstructions`)
   }
   if (masking === 'learned' && !model.hasGraph('keep_scores')) {
     throw new ApiError('MODEL_NO_MASKING_MODULE', `model ${model.id} (method ${model.manifest.method}) has no learned masking module; use masking "random" or "given"`)
@@ -143,7 +147,7 @@ export function buildPanels (model: LoadedModel, image: TransformedImage, pred: 
   const { mean, std } = model.manifest.eval_transform
   const S = image.size
   const patches = patchify(image.pixels, grid) // (L, P)
-  const values = model.manifest.norm_pix_loss
+  const values = model.manifest.norm_pix_loss === true
     ? undoNormPix(pred, patchStatistics(patches, grid), grid, model.manifest.norm_pix_eps) // true statistics
     : pred
   const original: RgbImage = { width: S, height: S, data: new Uint8Array(image.crop) }
@@ -184,7 +188,7 @@ export async function reconstruct (model: LoadedModel, image: TransformedImage, 
   const chosen = await chooseSelection(model, image, options, runOptions)
   const { selection } = chosen
   const { pred, queueMs, inferenceMs } = await predictPatches(model, image.pixels, selection, runOptions)
-  const normPix = model.manifest.norm_pix_loss
+  const normPix = model.manifest.norm_pix_loss === true // null only without a decoder, refused above
   const errors = patchErrors(pred, image.pixels, selection.mask, gridOf(model), normPix, model.manifest.norm_pix_eps)
   const L = model.manifest.num_patches
   return {

@@ -7,7 +7,7 @@ import { clearProblem, showProblem } from './dom.js'
 import { createMaskAudit } from './mask-audit.js'
 import { createFewShot } from './fewshot.js'
 
-/** @typedef {{id: string, default: boolean, method: 'clmae' | 'mae', manifest: any, sha256: Record<string, string>}} ModelInfo sha256: graph name -> hex */
+/** @typedef {{id: string, default: boolean, method: 'clmae' | 'mae', has_decoder: boolean, has_masking_module: boolean, manifest: any, sha256: Record<string, string>}} ModelInfo sha256: graph name -> hex */
 
 const modelSelect = /** @type {HTMLSelectElement} */ (document.getElementById('model-select'))
 const modelInfo = /** @type {HTMLElement} */ (document.getElementById('model-info'))

@@ -14,6 +14,9 @@ import { bindDropZone } from './drop-zone.js'
 /** @param {string} id */
 const $ = (id) => /** @type {any} */ (document.getElementById(id))
 
+/** Codes that say what the model lacks (not what is wrong with the image): the page still shows the rest. */
+const MODEL_LACKS = new Set(['MODEL_NO_MASKING_MODULE', 'MODEL_NO_DECODER'])
+
 /**
  * @param {{currentModel: () => (import('./app.js').ModelInfo | undefined)}} deps
  */
@@ -85,7 +88,8 @@ export function createMaskAudit ({ currentModel }) {
 
     const learnedAvailable = model.method === 'clmae'
     const [maskMap, learned, random] = await Promise.allSettled([
-      // A plain MAE bundle has no masking module: still ask, so its 422 is shown as the API words it.
+      // A plain MAE bundle has no masking module, an encoder-only import no decoder: still ask, so that
+      // their 422s (MODEL_NO_MASKING_MODULE, MODEL_NO_DECODER) are shown as the API words them.
       callApi('/v1/mask-maps', { json: { input, model: model.id, mask_ratio: ratio } }),
       learnedAvailable
         ? callApi('/v1/reconstructions', { json: { input, model: model.id, masking: 'learned', mask_ratio: ratio } })
@@ -94,10 +98,12 @@ export function createMaskAudit ({ currentModel }) {
     ])
     if (id !== state.request) return // a newer request superseded this one
 
-    const failures = [maskMap, learned, random].filter((r) => r.status === 'rejected')
+    const failures = [random, learned, maskMap].filter((r) => r.status === 'rejected')
     if (failures.length > 0) showProblem(problemBox, /** @type {PromiseRejectedResult} */ (failures[0]).reason)
     results.removeAttribute('aria-busy')
-    if (maskMap.status === 'rejected' && random.status === 'rejected') {
+    // The image was refused when an answer failed for another reason than what the model lacks.
+    const refused = [maskMap, random].some((r) => r.status === 'rejected' && !MODEL_LACKS.has(r.reason?.code))
+    if (maskMap.status === 'rejected' && random.status === 'rejected' && refused) {
       status.textContent = 'The API refused this image; see the error below.'
       results.hidden = true // nothing on screen may belong to an earlier image
       document.body.dataset.auditState = 'error'
@@ -116,7 +122,7 @@ export function createMaskAudit ({ currentModel }) {
     renderMask()
     renderSummary()
     renderReconstructions(learnedValue, learned.status === 'rejected' ? learned.reason : null,
-      randomValue, random.status === 'rejected' ? random.reason : null, learnedAvailable)
+      randomValue, random.status === 'rejected' ? random.reason : null, learnedAvailable, model.has_decoder !== false)
     renderAuditTrail(model, learnedValue ?? randomValue)
     state.record = {
       at: new Date().toISOString(),
@@ -204,20 +210,21 @@ export function createMaskAudit ({ currentModel }) {
   /**
    * @param {any} learned @param {unknown} learnedError
    * @param {any} random @param {unknown} randomError
-   * @param {boolean} learnedAvailable
+   * @param {boolean} learnedAvailable @param {boolean} decoderAvailable
    */
-  function renderReconstructions (learned, learnedError, random, randomError, learnedAvailable) {
+  function renderReconstructions (learned, learnedError, random, randomError, learnedAvailable, decoderAvailable) {
     // One colour range for both error grids, so equal colours mean equal errors.
     const errors = [learned, random].flatMap((r) => r?.patch_error?.flat() ?? []).filter((v) => v !== null)
     const range = /** @type {[number, number]} */ ([0, Math.max(1e-12, ...errors)])
     const learnedBody = $('recon-learned').querySelector('.recon-body')
+    const noDecoder = () => h('p', { class: 'muted' }, 'This model has no decoder (imported from an encoder-only checkpoint): it serves embeddings, not reconstructions.')
     if (learned) learnedBody.replaceChildren(reconView(learned, range, 'learned'))
     else if (!learnedAvailable) learnedBody.replaceChildren(h('p', { class: 'muted' }, 'This model was trained without a masking module (method mae): there is no learned mask.'))
-    else learnedBody.replaceChildren(inlineProblem(learnedError))
+    else learnedBody.replaceChildren(...(decoderAvailable ? [] : [noDecoder()]), inlineProblem(learnedError))
     const randomBody = $('recon-random').querySelector('.recon-body')
     $('recon-random-title').textContent = random ? `Random mask (seed ${random.seed})` : 'Random mask'
     if (random) randomBody.replaceChildren(reconView(random, range, 'random'))
-    else randomBody.replaceChildren(inlineProblem(randomError))
+    else randomBody.replaceChildren(...(decoderAvailable ? [] : [noDecoder()]), inlineProblem(randomError))
     // One image and one random seed: the difference is a data point, not a verdict on the model.
     $('error-comparison').textContent = learned && random
       ? `Mean patch error: learned mask ${fmt(learned.mean_patch_error, 4)}, random mask (seed ${random.seed}) ` +
