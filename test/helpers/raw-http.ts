@@ -102,7 +102,7 @@ function parseResponse (raw: Buffer): RawResponse {
 }
 
 /** The parsed JSON body (throws with the raw text when it is not JSON). */
-export function jsonOf<T = any> (response: RawResponse): T {
+export function jsonOf<T = any> (response: Pick<RawResponse, 'status' | 'body'>): T {
   try {
     return JSON.parse(response.body.toString('utf8')) as T
   } catch {

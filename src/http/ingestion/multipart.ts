@@ -4,10 +4,14 @@
  * streaming parts to the route keeps one byte budget for the whole body, makes truncation a parse error
  * (never a half-read request) and lets every limit answer its own code.
  *
+ * The limits are checked here, not by busboy: busboy's own files/parts limits make it skip the rest of
+ * a part, and skipping a part that arrives in one large write stalls it for good (found by the fuzz
+ * test). With the whole body in memory nothing is gained by stopping early, except on the part count,
+ * which is checked up front by counting delimiters, before busboy sees a byte.
+ *
  * A part is a file when it has a filename or a Content-Type other than text/plain (an image part without
  * a filename is still an image). Parts keep their order: the n-th image and the n-th `label` pair up.
  */
-import { Readable } from 'node:stream'
 import { Busboy } from '@fastify/busboy'
 import { ApiError } from '../../errors.js'
 
@@ -27,28 +31,41 @@ export type MultipartPart =
   | { kind: 'file', name: string, bytes: Buffer, truncated: boolean }
   | { kind: 'field', name: string, value: string }
 
+/** The `boundary` parameter of a multipart Content-Type (quoted or not), or undefined. */
+function boundaryOf (contentType: string): string | undefined {
+  const match = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))/i.exec(contentType)
+  return match === null ? undefined : match[1] ?? match[2]
+}
+
+/** Delimiter lines in the body: an upper bound of the part count, found without parsing. */
+function countDelimiters (body: Buffer, boundary: string): number {
+  const delimiter = Buffer.from(`--${boundary}`)
+  let count = 0
+  for (let at = body.indexOf(delimiter); at !== -1; at = body.indexOf(delimiter, at + delimiter.length)) count++
+  return count
+}
+
 export async function parseMultipart (body: Buffer, contentType: string, limits: MultipartLimits): Promise<MultipartPart[]> {
+  const boundary = boundaryOf(contentType)
+  if (boundary === undefined) throw new ApiError('REQUEST_BODY_INVALID', 'multipart/form-data needs a boundary parameter in its Content-Type')
+  const maxParts = limits.maxFiles + limits.maxFields
+  // n parts have n + 1 delimiter lines (the last one closes the body)
+  if (countDelimiters(body, boundary) > maxParts + 1) {
+    throw new ApiError('REQUEST_TOO_MANY_PARTS', `more than ${maxParts} parts (at most ${limits.maxFiles} files and ${limits.maxFields} text fields)`)
+  }
   let parser: InstanceType<typeof Busboy>
   try {
     parser = new Busboy({
       headers: { 'content-type': contentType },
       isPartAFile: (_name, type, filename) => filename !== undefined || (type !== undefined && !/^text\/plain\b/i.test(type)),
-      limits: {
-        files: limits.maxFiles,
-        fileSize: limits.maxFileBytes,
-        fields: limits.maxFields,
-        fieldSize: limits.maxFieldBytes,
-        parts: limits.maxFiles + limits.maxFields,
-        fieldNameSize: 200
-      }
+      limits: { fieldSize: body.length + 1, fieldNameSize: 200 } // never truncated by busboy: checked below
     })
   } catch (error) {
-    throw new ApiError('REQUEST_BODY_INVALID', `multipart/form-data: ${(error as Error).message} (the Content-Type needs a boundary parameter)`)
+    throw new ApiError('REQUEST_BODY_INVALID', `multipart/form-data: ${(error as Error).message}`)
   }
-  return await new Promise<MultipartPart[]>((resolve, reject) => {
+  const parts = await new Promise<MultipartPart[]>((resolve, reject) => {
     const parts: MultipartPart[] = []
     let failure: ApiError | undefined
-    const fail = (error: ApiError): void => { failure ??= error }
     let pendingFiles = 0
     let finished = false
     const settle = (): void => {
@@ -62,34 +79,29 @@ export async function parseMultipart (body: Buffer, contentType: string, limits:
       const chunks: Buffer[] = []
       pendingFiles++
       stream.on('data', (chunk: Buffer) => chunks.push(chunk))
-      stream.on('limit', () => { part.truncated = true })
-      stream.on('error', (error: Error) => fail(new ApiError('REQUEST_BODY_INVALID', `multipart/form-data: ${error.message}`)))
+      stream.on('error', (error: Error) => { failure ??= new ApiError('REQUEST_BODY_INVALID', `multipart/form-data: ${error.message}`) })
       stream.on('end', () => {
         part.bytes = Buffer.concat(chunks)
+        part.truncated = part.bytes.length > limits.maxFileBytes
         pendingFiles--
         settle()
       })
     })
-    parser.on('field', (name, value, _nameTruncated, valueTruncated) => {
-      if (valueTruncated) fail(new ApiError('REQUEST_FIELD_TOO_LARGE', `the text field ${JSON.stringify(name)} is longer than ${limits.maxFieldBytes} bytes`, { param: name }))
-      parts.push({ kind: 'field', name, value })
-    })
-    parser.on('filesLimit', () => fail(limits.tooManyFiles()))
-    parser.on('fieldsLimit', () => fail(new ApiError('REQUEST_TOO_MANY_PARTS', `more than ${limits.maxFields} text fields; this route accepts at most ${limits.maxFields}`)))
-    parser.on('partsLimit', () => fail(new ApiError('REQUEST_TOO_MANY_PARTS', `more than ${limits.maxFiles + limits.maxFields} parts (at most ${limits.maxFiles} files and ${limits.maxFields} text fields)`)))
+    parser.on('field', (name, value) => { parts.push({ kind: 'field', name, value }) })
     parser.on('error', (error: Error) => {
-      fail(new ApiError('REQUEST_BODY_INVALID', `multipart/form-data: ${error.message} (truncated body or malformed framing)`))
+      failure ??= new ApiError('REQUEST_BODY_INVALID', `multipart/form-data: ${error.message} (truncated body or malformed framing)`)
       finished = true
       pendingFiles = 0
       settle()
     })
     parser.on('finish', () => { finished = true; settle() })
-    // piped in slices, with backpressure: one write of the whole body stalls busboy once a limit makes
-    // it skip a part larger than its buffers
-    Readable.from(slices(body, 64 * 1024)).pipe(parser)
+    parser.end(body)
   })
-}
-
-function * slices (body: Buffer, size: number): Generator<Buffer> {
-  for (let start = 0; start < body.length; start += size) yield body.subarray(start, start + size)
+  const files = parts.filter((p) => p.kind === 'file').length
+  if (files > limits.maxFiles) throw limits.tooManyFiles()
+  const fields = parts.filter((p): p is Extract<MultipartPart, { kind: 'field' }> => p.kind === 'field')
+  if (fields.length > limits.maxFields) throw new ApiError('REQUEST_TOO_MANY_PARTS', `${fields.length} text fields; this route accepts at most ${limits.maxFields}`)
+  const long = fields.find((f) => Buffer.byteLength(f.value) > limits.maxFieldBytes)
+  if (long !== undefined) throw new ApiError('REQUEST_FIELD_TOO_LARGE', `the text field ${JSON.stringify(long.name)} is longer than ${limits.maxFieldBytes} bytes`, { param: long.name })
+  return parts
 }
