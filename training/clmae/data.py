@@ -23,6 +23,8 @@ from clmae.configs import ModelConfig
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CROP_SCALE = (0.2, 1.0)  # RandomResizedCrop's area range in MAE pretraining (spec 1.10)
+CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)  # its aspect-ratio range (torchvision's default)
 
 
 def eval_transform_spec(config: ModelConfig) -> dict:
@@ -43,11 +45,11 @@ def build_eval_transform(spec: dict) -> transforms.Compose:
     ])
 
 
-def build_train_transform(image_size: int) -> transforms.Compose:
+def build_train_transform(image_size: int, crop_scale: tuple[float, float] = CROP_SCALE) -> transforms.Compose:
     """MAE pretraining augmentation: RandomResizedCrop(scale 0.2-1, bicubic) + flip + normalise."""
     return transforms.Compose([
-        transforms.RandomResizedCrop(image_size, scale=(0.2, 1.0), interpolation=InterpolationMode.BICUBIC,
-                                     antialias=True),
+        transforms.RandomResizedCrop(image_size, scale=tuple(crop_scale), ratio=CROP_RATIO,
+                                     interpolation=InterpolationMode.BICUBIC, antialias=True),
         transforms.RandomHorizontalFlip(),
         transforms.ToTensor(),
         transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),

@@ -24,19 +24,26 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from clmae import checkpoint as ckpt
 from clmae.configs import CONFIGS, get_config
-from clmae.data import AugmentedImages, build_train_loader, build_train_transform, eval_transform_spec, \
+from clmae.data import CROP_SCALE, AugmentedImages, build_train_loader, build_train_transform, eval_transform_spec, \
     list_images, load_eval_batch, subset
 from clmae.distributed import DistInfo, barrier, init_distributed, mean_across_ranks, parameter_digests, shutdown
-from clmae.engine import StepSettings, build_optimizers, train_one_epoch, unwrap
+from clmae.engine import StepSettings, build_optimizers, compile_blocks, train_one_epoch, unwrap
 from clmae.mae import build_models
+from clmae.memory_pipeline import InMemoryImages, build_memory_loader, load_images
 from clmae.monitor import evaluate_masks
 from clmae.run_log import Progress, RunLog
 from clmae.schedules import CURRICULA, curriculum_table, lr_table
 
 CHECKPOINT_NAME = "checkpoint.pt"
-# Arguments that define the run: resuming with a different value is an error.
-RUN_DEFINING = ("config", "method", "epochs", "batch_size", "world_size", "seed", "mask_ratio", "limit_images",
-                "norm_pix", "curriculum", "blr", "warmup_epochs")
+# Settings that define the run (the model it trains, the data it sees, the losses and the optimisation):
+# resuming with a different value is an error naming the setting. Threads, workers, --compile, logging and
+# checkpoint cadence may change between invocations.
+RUN_DEFINING = ("config", "method", "epochs", "batch_size", "world_size", "seed", "limit_images",
+                "blr", "min_lr", "warmup_epochs", "weight_decay", "faithful_ghost_updates",
+                "mask_ratio", "norm_pix", "curriculum", "lambda_kl", "kl_reference_batch", "lambda_div", "lambda_gauss",
+                "data_pipeline", "load_size", "crop_scale")
+# What checkpoints written before a setting existed ran with (resume compares against these).
+RUN_DEFINING_BEFORE_THE_SETTING = {"data_pipeline": "files", "load_size": None, "crop_scale": list(CROP_SCALE)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ablation: one AdamW for both parts and zero_grad(set_to_none=False), reproducing the "
                         "official code's extra momentum-only updates of the frozen part under PyTorch 1.x (spec 4.2)")
     p.add_argument("--seed", type=int, default=0, help="seeds init, data order, augmentation and MAE mask noise")
-    p.add_argument("--num-workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--data-pipeline", choices=("files", "memory"), default="files",
+                   help="files: decode and augment every JPEG per step in DataLoader workers; memory: decode the "
+                        "training set once into a uint8 tensor and augment batches of it (same crop boxes and flips)")
+    p.add_argument("--load-size", type=int, default=None,
+                   help="memory pipeline: side S of the stored images (shorter side resized to S, centre crop); "
+                        "default 1.5 x the config's image size (96 for the 64-pixel configs, Imagenette's own size)")
+    p.add_argument("--crop-scale", type=float, nargs=2, default=list(CROP_SCALE), metavar=("MIN", "MAX"),
+                   help="RandomResizedCrop's area range, both pipelines (MAE: 0.2 1.0)")
+    p.add_argument("--data-cache", default=None,
+                   help="memory pipeline: folder for the decoded images (.npy, keyed by the file list); "
+                        "default: decode at every start")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile every transformer block (first iterations pay the compile time)")
+    p.add_argument("--num-workers", type=int, default=2, help="DataLoader worker processes (files pipeline)")
     p.add_argument("--limit-images", type=int, default=None, help="use a seeded subset of N training images")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when available")
@@ -92,21 +112,31 @@ def resolve_args(args: argparse.Namespace, dist_info: DistInfo) -> dict:
         raise ValueError(f"--mask-ratio must be in (0, 1), got {args.mask_ratio}")
     if args.epochs < 0:
         raise ValueError(f"--epochs must be >= 0, got {args.epochs}")
+    if not 0.0 < args.crop_scale[0] <= args.crop_scale[1] <= 1.0:
+        raise ValueError(f"--crop-scale must satisfy 0 < MIN <= MAX <= 1, got {args.crop_scale}")
+    load_size = None
+    if args.data_pipeline == "memory":
+        load_size = args.load_size or round(1.5 * config.image_size)
+        if load_size < config.image_size:
+            raise ValueError(f"--load-size {load_size} is smaller than the model's input {config.image_size}")
     warmup = args.warmup_epochs
     if warmup is None:
         warmup = 40.0 if args.epochs >= 200 else 0.1 * args.epochs
     resolved = {k.replace("-", "_"): v for k, v in vars(args).items()}
     effective = args.batch_size * dist_info.world_size
     resolved.update(warmup_epochs=float(warmup), world_size=dist_info.world_size, effective_batch_size=effective,
+                    load_size=load_size, crop_scale=[float(v) for v in args.crop_scale],
                     lr=args.blr * effective / 256.0, model_config=config.to_dict(), device=str(dist_info.device),
                     torch_version=torch.__version__)
     return resolved
 
 
 def check_resume_compatible(saved: dict, current: dict) -> None:
+    """Refuse to resume when any RUN_DEFINING setting differs from the checkpoint's, naming the setting."""
     for key in RUN_DEFINING:
-        if saved.get(key) != current.get(key):
-            raise ValueError(f"cannot resume: --{key.replace('_', '-')} was {saved.get(key)!r} in the checkpoint, "
+        before = saved.get(key, RUN_DEFINING_BEFORE_THE_SETTING.get(key))
+        if before != current.get(key):
+            raise ValueError(f"cannot resume: --{key.replace('_', '-')} was {before!r} in the checkpoint, "
                              f"now {current.get(key)!r} (start a new --output-dir to change it)")
 
 
@@ -144,7 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     # --- data ------------------------------------------------------------------------------------
     config = get_config(args.config)
     files = subset(list_images(args.data), args.limit_images, args.seed)
-    dataset = AugmentedImages(files, build_train_transform(config.image_size))
+    if args.data_pipeline == "memory":
+        images = load_images(files, run["load_size"], args.data_cache,
+                             log=lambda msg: print(msg, flush=True) if dist_info.is_main else None)
+        dataset = InMemoryImages(images, config.image_size, args.crop_scale)
+    else:
+        dataset = AugmentedImages(files, build_train_transform(config.image_size, args.crop_scale))
     iters_per_epoch = len(dataset) // (args.batch_size * dist_info.world_size)
     if iters_per_epoch < 1 and args.epochs > 0:
         raise ValueError(f"{len(dataset)} images under {args.data} is fewer than one effective batch "
@@ -161,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         masking.to(device)
     opt_mae, opt_masking = build_optimizers(mae, masking, lr=run["lr"], weight_decay=args.weight_decay,
                                             single=args.faithful_ghost_updates)
+    if args.compile:
+        compile_blocks(mae, masking)
     lrs = lr_table(iters_per_epoch=max(iters_per_epoch, 1), epochs=args.epochs, warmup_epochs=run["warmup_epochs"],
                    lr=run["lr"], min_lr=args.min_lr)
     factors = curriculum_table(args.epochs, args.curriculum)
@@ -223,9 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     last_save = time.monotonic()
     stop = False
     for epoch in range(start_epoch, args.epochs):
-        loader = build_train_loader(dataset, batch_size=args.batch_size, seed=args.seed, epoch=epoch,
-                                    rank=dist_info.rank, world_size=dist_info.world_size, start_iter=start_iter,
-                                    num_workers=args.num_workers)
+        if args.data_pipeline == "memory":
+            loader = build_memory_loader(dataset, batch_size=args.batch_size, seed=args.seed, epoch=epoch,
+                                         rank=dist_info.rank, world_size=dist_info.world_size, start_iter=start_iter)
+        else:
+            loader = build_train_loader(dataset, batch_size=args.batch_size, seed=args.seed, epoch=epoch,
+                                        rank=dist_info.rank, world_size=dist_info.world_size, start_iter=start_iter,
+                                        num_workers=args.num_workers)
         progress = Progress(epoch=epoch, epochs=args.epochs, total=iters_per_epoch, initial=start_iter,
                             enabled=dist_info.is_main)
         epoch_t0 = time.perf_counter()
