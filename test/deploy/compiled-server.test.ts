@@ -52,7 +52,7 @@ test('npm run build, then node dist/server.js serves /readyz, an embedding, a fe
 
   assert.equal((await fetch(`${url}/readyz`)).status, 200)
 
-  const embedded = await fetch(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: await png([200, 60, 40], 0) })
+  const embedded = await fetch(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(await png([200, 60, 40], 0)) })
   const embedding = await embedded.json() as { data: { embedding: number[] }[] }
   assert.equal(embedded.status, 200, JSON.stringify(embedding))
   assert.equal(embedding.data.length, 1)
