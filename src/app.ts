@@ -111,6 +111,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   return app
 }
 
+const NO_QUERY = { type: 'object', properties: {}, additionalProperties: false }
+
 /** Routes that keep answering while draining (matched route templates, not URL strings). */
 const DRAIN_EXEMPT = new Set(['/livez', '/readyz', '/metrics'])
 
@@ -122,6 +124,10 @@ async function registerRoutes (app: FastifyInstance, config: Config): Promise<vo
   for (const routes of PUBLIC_ROUTES) await app.register(routes)
   if (!config.protectMetrics) await app.register(metricsRoutes)
   await app.register(async (api) => {
+    // a route without query options refuses any query parameter, as routes with them refuse unknown ones
+    api.addHook('onRoute', (route) => {
+      if (route.schema?.querystring === undefined) route.schema = { ...route.schema, querystring: NO_QUERY }
+    })
     await api.register(apiKeyAuth, { apiKeys: config.apiKeys })
     if (config.protectMetrics) await api.register(metricsRoutes)
     for (const routes of API_ROUTES) await api.register(routes)

@@ -125,6 +125,8 @@ test('defect 6: unknown options are 400 REQUEST_OPTION_UNKNOWN naming them, in J
   form.append('poolng', 'cls')
   assert.match((await expectProblem(await fetch(`${server.url}/v1/embeddings`, { method: 'POST', body: form }), 400, 'REQUEST_OPTION_UNKNOWN')).detail, /poolng/)
   await expectProblem(await fetch(`${server.url}/v1/classifiers?limt=5`), 400, 'REQUEST_OPTION_UNKNOWN')
+  // routes without query options refuse any query parameter
+  assert.match((await expectProblem(await fetch(`${server.url}/v1/models?verbose=1`), 400, 'REQUEST_OPTION_UNKNOWN')).detail, /verbose/)
   // nested unknown fields of a JSON example are named too
   await expectProblem(await postJson(`${server.url}/v1/classifiers`, { examples: [{ label: 'a', imput: input }] }), 400, 'REQUEST_OPTION_UNKNOWN')
   // the known spelling works
