@@ -23,7 +23,8 @@ from the released architectures (768/12, 1024/16, 1280/16; decoder 512/16; maski
 args.norm_pix_loss or --norm-pix-loss, required for any checkpoint with a decoder; the eval transform
 from the format (mae, clmae: resize 256 -> crop 224; timm: crop_pct 0.9) unless --eval-* says otherwise.
 The graphs are exported and checked against PyTorch like clmae.export's (export.export_bundle).
-ViT-H (632 M parameters, 2.5 GB of float32) is refused: one ONNX file is a protobuf, limited to 2 GB.
+ViT-H/14 (its encoder graph: 631 M parameters, 2.52 GB of float32) is refused: one ONNX file is one protobuf,
+limited to 2 GB.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def check_protobuf_limit(expected: dict[str, dict[str, tuple[int, ...]]]) -> Non
         if 4 * params > PROTOBUF_LIMIT_BYTES - GRAPH_STRUCTURE_MARGIN_BYTES:
             raise ValueError(
                 f"the {graph} graph would hold {params / 1e6:.0f} M parameters = {4 * params / 1e9:.2f} GB of float32 "
-                "weights, past protobuf's 2 GB limit for one ONNX file (ViT-H/14: 632 M, 2.5 GB); bundles with "
+                "weights, past protobuf's 2 GB limit for one ONNX file; bundles with "
                 "external-data files are not supported yet, so this checkpoint cannot be imported")
 
 

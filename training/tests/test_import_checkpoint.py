@@ -338,3 +338,20 @@ def test_eval_transform_flags_override_the_format_default(encoder_checkpoint, tm
     assert (spec["resize_shorter_side"], spec["interpolation"], spec["mean"], spec["std"]) == (
         232, "bilinear", [0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
     assert "overridden: --eval-resize-shorter-side 232" in prepared.fields["architecture"]["eval_transform"]["from"]
+
+
+def test_format2_example_validates_and_the_schema_ties_fields_to_the_graphs_present():
+    example = json.loads((TRAINING_DIR / "bundle-format" / "manifest.example.format2.json").read_text())
+    jsonschema.validate(example, SCHEMA)  # a real import: the full-size ViT-L of tools/import_full_size.sh
+    encoder_only = json.loads(json.dumps(example))
+    del encoder_only["graphs"]["decoder"]
+    with pytest.raises(jsonschema.ValidationError):  # norm_pix_loss and decoder dims say there is a decoder
+        jsonschema.validate(encoder_only, SCHEMA)
+    encoder_only["norm_pix_loss"] = None
+    encoder_only["dims"].update(decoder_embed_dim=None, decoder_depth=None, decoder_num_heads=None)
+    jsonschema.validate(encoder_only, SCHEMA)
+    encoder_only["graphs"]["keep_scores"] = example["graphs"]["encoder"]
+    with pytest.raises(jsonschema.ValidationError):  # keep_scores only with method clmae
+        jsonschema.validate(encoder_only, SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):  # format 2 has no config, format 1 no source
+        jsonschema.validate({**example, "config": "vit_large_p16_224"}, SCHEMA)
