@@ -162,7 +162,8 @@ def expected_shapes(layout: Layout) -> dict[str, dict[str, tuple[int, ...]]]:
     'encoder' and 'keep_scores' both hold the patch stem (each graph stands alone).
     """
     d, p, num_patches = layout.encoder.width, layout.patch_size, layout.num_patches
-    stem = {"patch_embed.proj.weight": (d, 3, p, p), "patch_embed.proj.bias": (d,), "pos_embed": (1, 1 + num_patches, d)}
+    stem = {"patch_embed.proj.weight": (d, 3, p, p), "patch_embed.proj.bias": (d,),
+            "pos_embed": (1, 1 + num_patches, d)}
     graphs = {"encoder": {**stem, "cls_token": (1, 1, d), **_block_shapes("blocks", layout.encoder),
                           "norm.weight": (d,), "norm.bias": (d,)}}
     if layout.decoder is not None:
@@ -204,7 +205,8 @@ def check_keys(state: dict, expected: dict[str, tuple[int, ...]], fmt: str) -> N
              if k in state and tuple(state[k].shape) != shape]
     if wrong:
         problems.append("wrong shapes: " + ", ".join(wrong))
-    not_float = [k for k in expected if k in state and not (isinstance(state[k], torch.Tensor) and state[k].is_floating_point())]
+    not_float = [k for k in expected
+                 if k in state and not (isinstance(state[k], torch.Tensor) and state[k].is_floating_point())]
     if not_float:
         problems.append("not floating-point tensors: " + ", ".join(not_float))
     if problems:
@@ -255,7 +257,8 @@ class ImportedModel(nn.Module):
     def __init__(self, arch: ImportedArchitecture) -> None:
         super().__init__()
         layout = arch.layout
-        self.stem = PatchStem(image_size=layout.image_size, patch_size=layout.patch_size, embed_dim=layout.encoder.width)
+        self.stem = PatchStem(image_size=layout.image_size, patch_size=layout.patch_size,
+                              embed_dim=layout.encoder.width)
         self.encoder = Encoder(embed_dim=layout.encoder.width, depth=layout.encoder.depth, num_heads=arch.num_heads,
                                mlp_ratio=layout.encoder.mlp_ratio)
         self.decoder = None if layout.decoder is None else Decoder(

@@ -4,8 +4,10 @@
         --output models/mae-vit-base-p16-224
     .venv/bin/python -m clmae.import_checkpoint --format mae --checkpoint mae_visualize_vit_large.pth \\
         --norm-pix-loss false --output models/mae-visualize-vit-large-p16-224
-    .venv/bin/python -m clmae.import_checkpoint --format timm --checkpoint model.safetensors --output models/vit-base-mae
-    .venv/bin/python -m clmae.import_checkpoint --format clmae --checkpoint checkpoint-199.pth --output models/clmae-vit-base
+    .venv/bin/python -m clmae.import_checkpoint --format timm --checkpoint model.safetensors \\
+        --output models/vit-base-mae
+    .venv/bin/python -m clmae.import_checkpoint --format clmae --checkpoint checkpoint-199.pth \\
+        --output models/clmae-vit-base
 
 Formats (the file layouts of the released code):
   mae    facebookresearch/mae {'model': state dict}: mae_pretrain_vit_*.pth (encoder only), *_full.pth and
@@ -30,7 +32,6 @@ limited to 2 GB.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import pickle
@@ -139,7 +140,8 @@ def decide_norm_pix(has_decoder: bool, args: argparse.Namespace | None, flag: bo
                          "(normalised pixels, e.g. mae_pretrain_vit_*_full.pth) or false (raw pixels, e.g. "
                          "mae_visualize_vit_*.pth)")
     if flag is not None and stored is not None and flag != bool(stored):
-        raise ValueError(f"--norm-pix-loss {str(flag).lower()} contradicts the checkpoint's args.norm_pix_loss = {stored}")
+        raise ValueError(f"--norm-pix-loss {str(flag).lower()} contradicts the checkpoint's "
+                         f"args.norm_pix_loss = {stored}")
     if stored is not None:
         return bool(stored), f"checkpoint args.norm_pix_loss = {stored}"
     return flag, f"--norm-pix-loss {str(flag).lower()}"
@@ -148,7 +150,8 @@ def decide_norm_pix(has_decoder: bool, args: argparse.Namespace | None, flag: bo
 def decide_mask_ratio(args: argparse.Namespace | None, flag: float | None) -> tuple[float, str]:
     stored = getattr(args, "mask_ratio", None) if args is not None else None
     if flag is not None:
-        return flag, f"--mask-ratio {flag}" + (f" (checkpoint args.mask_ratio = {stored})" if stored is not None else "")
+        note = f" (checkpoint args.mask_ratio = {stored})" if stored is not None else ""
+        return flag, f"--mask-ratio {flag}{note}"
     if stored is not None:
         return float(stored), f"checkpoint args.mask_ratio = {stored}"
     value, origin = released.MASK_RATIO
@@ -179,7 +182,8 @@ def check_protobuf_limit(expected: dict[str, dict[str, tuple[int, ...]]]) -> Non
                 "external-data files are not supported yet, so this checkpoint cannot be imported")
 
 
-def manifest_fields(*, name: str, fmt: str, path: Path, source: dict, arch: ImportedArchitecture, decided: dict) -> dict:
+def manifest_fields(*, name: str, fmt: str, path: Path, source: dict, arch: ImportedArchitecture,
+                    decided: dict) -> dict:
     """Every format-2 manifest field except opset, graphs and created_at (export.export_bundle adds those)."""
     layout: Layout = arch.layout
     dec, mask = layout.decoder, layout.masking
@@ -293,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=FORMATS, help="the checkpoint's layout (see above)")
     p.add_argument("--checkpoint", required=True, help=".pth / .pt (torch.load) or .safetensors (timm)")
     p.add_argument("--output", required=True, help="bundle directory, e.g. models/mae-vit-base-p16-224")
-    p.add_argument("--name", default=None, help="bundle name, the service's model id (default: the output directory's name)")
+    p.add_argument("--name", default=None,
+                   help="bundle name, the service's model id (default: the output directory's name)")
     p.add_argument("--num-heads", type=int, default=None,
                    help="encoder heads (default: the released architecture of the width: 768/12, 1024/16, 1280/16)")
     p.add_argument("--decoder-num-heads", type=int, default=None, help="decoder heads (default: 16 for width 512)")

@@ -82,7 +82,8 @@ def _block(x, sd, prefix, heads, eps):
     q, k, v = qkv.reshape(n, t, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
     attn = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, c)
     x = x + F.linear(attn, sd[f"{prefix}.attn.proj.weight"], sd[f"{prefix}.attn.proj.bias"])
-    hidden = F.gelu(F.linear(_ln(x, sd, f"{prefix}.norm2", eps), sd[f"{prefix}.mlp.fc1.weight"], sd[f"{prefix}.mlp.fc1.bias"]))
+    normed = _ln(x, sd, f"{prefix}.norm2", eps)
+    hidden = F.gelu(F.linear(normed, sd[f"{prefix}.mlp.fc1.weight"], sd[f"{prefix}.mlp.fc1.bias"]))
     return x + F.linear(hidden, sd[f"{prefix}.mlp.fc2.weight"], sd[f"{prefix}.mlp.fc2.bias"])
 
 
@@ -188,7 +189,8 @@ def test_clmae_manifest_records_source_and_every_decision(clmae_vit_b):
     for graph in manifest["graphs"].values():
         assert hashlib.sha256((out / graph["file"]).read_bytes()).hexdigest() == graph["sha256"]
     arch = manifest["architecture"]
-    assert (arch["num_heads"]["value"], arch["decoder_num_heads"]["value"], arch["masking_num_heads"]["value"]) == (12, 16, 4)
+    heads = [arch[key]["value"] for key in ("num_heads", "decoder_num_heads", "masking_num_heads")]
+    assert heads == [12, 16, 4]
     assert "released architectures" in arch["num_heads"]["from"] and "MaskingNet" in arch["masking_num_heads"]["from"]
     assert arch["image_size"]["value"] == 224 and "pos_embed (1, 197, 768)" in arch["image_size"]["from"]
     assert arch["norm_pix_loss"] == {"value": True, "from": "--norm-pix-loss true"}
@@ -201,7 +203,8 @@ def test_clmae_manifest_records_source_and_every_decision(clmae_vit_b):
 def test_timm_bundle_is_encoder_only_with_timm_eval_transform(timm_vit_l):
     _, _, out, manifest = timm_vit_l
     jsonschema.validate(manifest, SCHEMA)
-    assert set(manifest["graphs"]) == {"encoder"} and sorted(p.name for p in out.iterdir()) == ["encoder.onnx", "manifest.json"]
+    assert set(manifest["graphs"]) == {"encoder"}
+    assert sorted(p.name for p in out.iterdir()) == ["encoder.onnx", "manifest.json"]
     assert manifest["method"] == "mae" and manifest["norm_pix_loss"] is None
     assert manifest["dims"]["num_heads"] == 16 and manifest["dims"]["decoder_embed_dim"] is None
     assert manifest["eval_transform"]["resize_shorter_side"] == 248  # floor(224 / 0.9)
@@ -219,7 +222,7 @@ LAYOUTS = [  # (layout, width, file name, extra flags)
 ]
 
 
-@pytest.mark.parametrize("layout,width,file,extra", LAYOUTS, ids=[f"{l[0]}-{l[1]}" for l in LAYOUTS])
+@pytest.mark.parametrize("layout,width,file,extra", LAYOUTS, ids=[f"{case[0]}-{case[1]}" for case in LAYOUTS])
 def test_every_layout_maps_onto_modules_equal_to_the_released_forwards(layout, width, file, extra, tmp_path):
     checkpoint = build_checkpoint(layout, width=width, depth=2, seed=width)
     save_checkpoint(checkpoint, tmp_path / file)
@@ -281,7 +284,8 @@ def encoder_checkpoint() -> dict:
      "wrong shapes: blocks.0.mlp.fc2.weight (768, 3000) (expected (768, 3072))"),
     (lambda sd: sd.update({"fc_norm.weight": torch.ones(768), "fc_norm.bias": torch.zeros(768)}), "fc_norm"),
     (lambda sd: sd.update({"masking_net.cls_token": torch.zeros(1, 1, 768)}), "use --format clmae"),
-], ids=["missing-block-key", "missing-norm", "extra-head", "partial-decoder", "wrong-shape", "fc_norm", "masking-under-mae"])
+], ids=["missing-block-key", "missing-norm", "extra-head", "partial-decoder", "wrong-shape", "fc_norm",
+        "masking-under-mae"])
 def test_each_bad_key_is_refused_by_name(change, named, encoder_checkpoint, tmp_path):
     state = dict(encoder_checkpoint["model"])
     change(state)
@@ -313,7 +317,8 @@ def test_heads_of_an_unreleased_width_must_be_given(tmp_path):
     save_checkpoint(build_checkpoint("timm", width=384, depth=2), tmp_path / "vit-s.pth")
     with pytest.raises(ValueError, match="give --num-heads"):
         import_checkpoint.prepare_import(options("timm", tmp_path / "vit-s.pth", tmp_path / "o"))
-    prepared = import_checkpoint.prepare_import(options("timm", tmp_path / "vit-s.pth", tmp_path / "o", "--num-heads", "6"))
+    prepared = import_checkpoint.prepare_import(
+        options("timm", tmp_path / "vit-s.pth", tmp_path / "o", "--num-heads", "6"))
     assert prepared.fields["architecture"]["num_heads"] == {"value": 6, "from": "--num-heads 6"}
     with pytest.raises(ValueError, match="not divisible by 5 heads"):
         import_checkpoint.prepare_import(options("timm", tmp_path / "vit-s.pth", tmp_path / "o", "--num-heads", "5"))

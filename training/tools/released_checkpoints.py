@@ -50,7 +50,7 @@ def encoder_state(*, width: int, depth: int, patch: int, image_size: int, gen: t
     num_patches = (image_size // patch) ** 2
     state = {"cls_token": torch.randn(1, 1, width, generator=gen) * 0.5,
              "pos_embed": torch.randn(1, 1 + num_patches, width, generator=gen) * 0.5,
-             "patch_embed.proj.weight": torch.randn(width, 3, patch, patch, generator=gen) * (3 * patch * patch) ** -0.5,
+             "patch_embed.proj.weight": torch.randn(width, 3, patch, patch, generator=gen) * (3 * patch ** 2) ** -0.5,
              "patch_embed.proj.bias": torch.randn(width, generator=gen) * 0.05}
     for i in range(depth):
         state.update(_block(f"blocks.{i}", width, 4 * width, gen))
@@ -61,7 +61,7 @@ def encoder_state(*, width: int, depth: int, patch: int, image_size: int, gen: t
 
 def decoder_state(*, width: int, decoder_width: int, depth: int, patch: int, num_patches: int,
                   gen: torch.Generator) -> dict:
-    """mask_token, decoder_pos_embed, decoder_embed, decoder_blocks.i.*, decoder_norm, decoder_pred (MAE dec512d8b keys)."""
+    """mask_token, decoder_pos_embed, decoder_embed, decoder_blocks.i.*, decoder_norm, decoder_pred (dec512d8b keys)."""
     out = patch * patch * 3
     state = {"mask_token": torch.randn(1, 1, decoder_width, generator=gen) * 0.5,
              "decoder_pos_embed": torch.randn(1, 1 + num_patches, decoder_width, generator=gen) * 0.5,
@@ -96,7 +96,8 @@ def training_extras(state: dict, width: int) -> dict:
                                "exp_avg_sq": torch.zeros_like(state[n])} for i, n in enumerate(names)},
                  "param_groups": [{"lr": 1.2e-3, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.05,
                                    "amsgrad": False, "params": list(range(len(names)))}]}
-    model = {768: "mae_vit_base_patch16", 1024: "mae_vit_large_patch16", 1280: "mae_vit_huge_patch14"}.get(width, "custom")
+    names = {768: "mae_vit_base_patch16", 1024: "mae_vit_large_patch16", 1280: "mae_vit_huge_patch14"}
+    model = names.get(width, "custom")
     args = argparse.Namespace(batch_size=64, epochs=800, accum_iter=1, model=model, input_size=224, mask_ratio=0.75,
                               norm_pix_loss=True, weight_decay=0.05, lr=None, blr=1.5e-4, min_lr=0.0,
                               warmup_epochs=40, data_path="/datasets01/imagenet_full_size/061417/",
@@ -144,7 +145,8 @@ def save_checkpoint(checkpoint: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layout", required=True, choices=LAYOUTS)
-    p.add_argument("--width", type=int, default=768, help="encoder width D: 768 (ViT-B/16), 1024 (ViT-L/16), 1280 (ViT-H/14)")
+    p.add_argument("--width", type=int, default=768,
+                   help="encoder width D: 768 (ViT-B/16), 1024 (ViT-L/16), 1280 (ViT-H/14)")
     p.add_argument("--depth", type=int, default=2, help="encoder blocks (ViT-B 12, ViT-L 24, ViT-H 32)")
     p.add_argument("--decoder-depth", type=int, default=2, help="decoder blocks (released: 8)")
     p.add_argument("--masking-depth", type=int, default=2, help="masking module blocks (CL-MAE: 5)")

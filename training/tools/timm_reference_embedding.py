@@ -1,4 +1,6 @@
-"""The embedding an imported bundle must serve, computed by timm from the checkpoint itself (test/bundles/imported-bundle.test.ts).
+"""The embedding an imported bundle must serve, computed by timm from the checkpoint itself.
+
+Used by test/bundles/imported-bundle.test.ts.
 
 Reads the checkpoint as clmae.import_checkpoint does, loads its encoder keys into
 timm.create_model(vit_base_patch16_224 / vit_large_patch16_224, depth from the keys) with strict=True,
