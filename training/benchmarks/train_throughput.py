@@ -15,8 +15,11 @@ Without --data only `synthetic` (and `compiled` on synthetic data) can run.
 
 Each variant runs --warmup-iters untimed iterations, then --iters timed ones; images/s comes from the
 median time between consecutive iterations (data waiting included), so a stray stall on a shared
-machine does not move it much. The load average is printed beside every figure: on a busy machine
-trust the ratios within one run more than the absolute figures.
+machine does not move it much. CPU ms per image counts the work instead of the wait: this process's
+CPU time over the timed iterations plus its DataLoader workers' share (their total CPU time x timed /
+all iterations). On a busy machine wall-clock figures swing with the other jobs, and worker processes
+even win extra CPU share from them; the load average is printed beside every figure, and the CPU
+figure and the ratios within one run are the ones to compare there.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -85,27 +89,39 @@ def measure(method: str, variant: str, args: argparse.Namespace, device: torch.d
     result: dict = {"method": method, "variant": variant}
     batches = make_batches(variant, args, total, result)
     stamps: list[float] = []
+    cpu_stamps: list[float] = []
 
     def on_iteration(_: int, metrics: dict) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
+        cpu_stamps.append(time.process_time())
 
+    children_before = _children_cpu()
     start = time.perf_counter()
     train_one_epoch(mae_run=mae, masking_run=masking, batches=batches, opt_mae=opt_mae, opt_masking=opt_masking,
                     settings=StepSettings(), lr_table=[1e-4] * total, factor=1.0, epoch=0, iters_per_epoch=total,
                     start_iter=0, device=device, on_iteration=on_iteration)
+    del batches  # ends the DataLoader's workers, so that their CPU time is counted
     if len(stamps) < total:
         raise ValueError(f"{variant}: only {len(stamps)} batches for {total} iterations (too few images under --data)")
+    workers_cpu = (_children_cpu() - children_before) * args.iters / total
+    own_cpu = cpu_stamps[-1] - (cpu_stamps[args.warmup_iters - 1] if args.warmup_iters > 0 else cpu_stamps[0])
     steady = [b - a for a, b in zip(stamps[args.warmup_iters - 1:], stamps[args.warmup_iters:])] \
         if args.warmup_iters > 0 else [stamps[0] - start] + [b - a for a, b in zip(stamps, stamps[1:])]
     median = statistics.median(steady)
     result.update(images_per_second=round(args.batch_size / median, 2),
                   mean_images_per_second=round(args.iters * args.batch_size / sum(steady), 2),
-                  median_iteration_seconds=round(median, 4), load_average=round(os.getloadavg()[0], 2))
+                  median_iteration_seconds=round(median, 4), load_average=round(os.getloadavg()[0], 2),
+                  cpu_ms_per_image=round(1000 * (own_cpu + workers_cpu) / (args.iters * args.batch_size), 2))
     if variant == "compiled" and args.warmup_iters > 0:
         result["compile_seconds"] = round(stamps[args.warmup_iters - 1] - start - args.warmup_iters * median, 1)
     return result
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,21 +161,24 @@ def main(argv: list[str] | None = None) -> int:
               "threads": torch.get_num_threads(), "num_workers": args.num_workers, "torch": torch.__version__,
               "data": args.data or "synthetic", "results": []}
     print(f"{report['cpu']}, {report['threads']} threads, torch {torch.__version__}, load {os.getloadavg()[0]:.2f}")
-    print(f"{'method':7s} {'variant':10s} {'img/s':>8s} {'mean img/s':>10s} {'load':>6s}  notes", flush=True)
+    print(f"{'method':7s} {'variant':10s} {'img/s':>8s} {'mean img/s':>10s} {'CPU ms/img':>10s} {'load':>6s}  notes",
+          flush=True)
     for method in args.methods.split(","):
         for variant in variants:
             r = measure(method, variant, args, device)
             report["results"].append(r)
             notes = ", ".join(f"{k} {r[k]}" for k in ("compile_seconds", "decode_seconds") if k in r)
             print(f"{method:7s} {variant:10s} {r['images_per_second']:8.2f} {r['mean_images_per_second']:10.2f} "
-                  f"{r['load_average']:6.2f}  {notes}", flush=True)
+                  f"{r['cpu_ms_per_image']:10.2f} {r['load_average']:6.2f}  {notes}", flush=True)
     by = {(r["method"], r["variant"]): r["images_per_second"] for r in report["results"]}
+    cpu = {(r["method"], r["variant"]): r["cpu_ms_per_image"] for r in report["results"]}
     ratios = {}
     for method in args.methods.split(","):
         base = by.get((method, "before"))
         for variant in ("files", "memory", "compiled"):
             if base and (method, variant) in by:
                 ratios[f"{method}_{variant}_over_before"] = round(by[(method, variant)] / base, 3)
+                ratios[f"{method}_{variant}_cpu_over_before"] = round(cpu[(method, variant)] / cpu[(method, "before")], 3)
     for variant in variants:
         if ("mae", variant) in by and ("clmae", variant) in by:
             ratios[f"clmae_over_mae_{variant}"] = round(by[("clmae", variant)] / by[("mae", variant)], 3)
