@@ -56,14 +56,20 @@ bootstrap() {
 }
 # import IMAGE ROOTFS_TAR: a tarball of a root file system as a local image
 import_rootfs() {
-  local ctr
+  local ctr old
+  old=$(buildah images -q "$1" 2> /dev/null || true)
   ctr=$(buildah from scratch)
   buildah add "$ctr" "$2" /
   buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd /bin/bash "$ctr"
   buildah commit --rm "$ctr" "$1"
+  drop_replaced "$1" "$old"
   rm -f "$2"
 }
 have_image() { buildah inspect --type image "$1" > /dev/null 2>&1; }
+# drop_replaced IMAGE OLD_ID: remove the image that IMAGE named before a rebuild (no dangling copies)
+drop_replaced() {
+  if [ -n "$2" ] && [ "$(buildah images -q "$1" 2> /dev/null)" != "$2" ]; then buildah rmi "$2" > /dev/null 2>&1 || true; fi
+}
 
 if [ "$MODE" != --run-only ]; then
   step "local base images"
@@ -94,9 +100,11 @@ if [ "$MODE" != --run-only ]; then
   ca_file="${NPM_CA_FILE:-$(npm config get cafile 2> /dev/null || true)}"
   secret=()
   if [ -n "$ca_file" ] && [ "$ca_file" != null ] && [ "$ca_file" != undefined ] && [ -s "$ca_file" ]; then secret=(--secret "id=npm_ca,src=$ca_file"); fi
+  old_image=$(buildah images -q "$IMAGE" 2> /dev/null || true)
   buildah bud --isolation chroot --network host --layers=false "${secret[@]}" \
     --build-arg NODE_IMAGE="$BUILD_BASE" --build-arg RUNTIME_IMAGE="$RUNTIME_BASE" --build-arg NODE_HEADERS_DIR=/usr/local \
     -t "$IMAGE" -f Dockerfile .
+  drop_replaced "$IMAGE" "$old_image"
 fi
 built=$(date +%s)
 
