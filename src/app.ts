@@ -16,6 +16,7 @@ import { packageUrl } from './paths.js'
 import { ApiError } from './errors.js'
 import { ModelRegistry, type BackendFactory } from './bundles/model-registry.js'
 import { createMetrics, type Metrics } from './metrics.js'
+import { ClassifierStoreService } from './storage/store-service.js'
 import { setResizeBackend } from './imaging/eval-transform.js'
 import apiKeyAuth from './http/plugins/api-keys.js'
 import bodyParsers from './http/ingestion/body-parsers.js'
@@ -92,6 +93,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   app.decorate('metrics', metrics)
   app.decorate('lifecycle', { ready: false, draining: false } satisfies Lifecycle)
   app.addHook('onClose', async () => { await registry.close() })
+  app.decorate('classifierStore', new ClassifierStoreService(config, { metrics, log: app.log })) // opened by warmUpApp, closed by the classifier routes
 
   app.addSchema(ProblemSchema)
   await app.register(problemJson, { metrics })
@@ -134,9 +136,10 @@ async function registerRoutes (app: FastifyInstance, config: Config): Promise<vo
   })
 }
 
-/** Runs every graph once and marks the app ready (/readyz 200). server.ts calls it after listen. */
+/** Runs every graph once, opens the classifier store and marks the app ready (/readyz 200). server.ts calls it after listen. */
 export async function warmUpApp (app: FastifyInstance): Promise<void> {
   await app.models.warmUp(app.config.maxBatchSize)
+  await app.classifierStore.open() // throws naming the store when it cannot be opened or migrated: start-up stops
   app.lifecycle.ready = true
 }
 

@@ -37,7 +37,13 @@ export const ConfigSchema = Type.Object({
   retryAfterSeconds: Type.Integer({ default: 1, minimum: 0, description: 'Retry-After sent with QUEUE_FULL and SERVICE_UNAVAILABLE' }),
   requestDeadlineMs: Type.Integer({ default: 30_000, minimum: 1, description: 'a request not answered within this time gets 504 DEADLINE_EXCEEDED (its queued work is dropped); a body not received within it gets 408 REQUEST_TIMEOUT' }),
   shutdownTimeoutMs: Type.Integer({ default: 10_000, minimum: 0, description: 'on SIGTERM, longest wait for queued work before exiting' }),
-  dbPath: Type.String({ default: './data/clmae.sqlite', description: 'SQLite file of the few-shot classifier store' }),
+  dbPath: Type.String({ default: './data/clmae.sqlite', description: 'SQLite file of the few-shot classifier store (one service process per file; unused when databaseUrl is set)' }),
+  databaseUrl: Type.String({ default: '', ...SECRET, description: 'postgres://user:password@host:port/database of a PostgreSQL classifier store shared by many replicas; empty = SQLite at dbPath' }),
+  databasePoolSize: Type.Integer({ default: 16, minimum: 2, description: 'most PostgreSQL connections per replica (a refit holds one for its duration)' }),
+  databaseCheckIntervalMs: Type.Integer({ default: 5000, minimum: 100, description: 'how often the store is checked while it is unreachable (and while it is up), for /readyz and clmae_database_up' }),
+  classifierCacheBytes: Type.Integer({ default: 256 * 1024 * 1024, minimum: 0, description: 'bytes of decoded fitted probes kept in memory per replica, by (classifier, version); 0 = decode on every predict' }),
+  classifierFitQueue: Type.Integer({ default: 4, minimum: 0, description: 'fits waiting behind the running one per replica; beyond it create / add-examples / re-embed get 503 CLASSIFIER_FIT_QUEUE_FULL' }),
+  classifierFitTimeoutMs: Type.Integer({ default: 120_000, minimum: 100, description: 'longest fit (cross-validation included) before 504 CLASSIFIER_FIT_TIMEOUT; set with the example and class limits (bench:fewshot-fit)' }),
   maxClassifiers: Type.Integer({ default: 1000, minimum: 1, description: 'most stored few-shot classifiers; creating one more is 409 CLASSIFIER_LIMIT_REACHED' }),
   classifierMaxExamplesPerRequest: Type.Integer({ default: 256, minimum: 1, description: 'most labelled examples in one create / add-examples request (413 CLASSIFIER_TOO_MANY_EXAMPLES)' }),
   classifierMaxExamples: Type.Integer({ default: 5000, minimum: 2, description: 'most examples one classifier holds (422 CLASSIFIER_FULL)' }),
@@ -141,7 +147,7 @@ export function validateConfig (raw: Record<string, unknown>): Config {
 export function redactConfig (config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = { ...config }
   for (const key of KEYS) {
-    if (schemaOf(key)['x-secret']) out[key] = (config[key] as string[]).length === 0 ? [] : '<redacted>'
+    if (schemaOf(key)['x-secret']) out[key] = (config[key] as string | string[]).length === 0 ? config[key] : '<redacted>'
   }
   return out
 }

@@ -66,7 +66,12 @@ export const ERRORS = {
   CLASSIFIER_TOO_FEW_CLASSES: { status: 422, title: 'A classifier needs examples of at least two labels' },
   CLASSIFIER_EMBEDDING_INVALID: { status: 422, title: 'An embedding has the wrong dimension or a non-finite value' },
   CLASSIFIER_IMPORT_INVALID: { status: 422, title: 'The imported classifier is not internally consistent' },
-  CLASSIFIER_CONFLICT: { status: 409, title: 'The classifier changed while the request ran (examples were added meanwhile); send the request again' },
+  CLASSIFIER_CONFLICT: { status: 409, title: 'The classifier changed while the request ran (examples added or re-embedded meanwhile); send the request again' },
+  CLASSIFIER_FIT_QUEUE_FULL: { status: 503, title: 'This replica\'s fit queue is full; retry after the Retry-After delay' },
+  CLASSIFIER_FIT_TIMEOUT: { status: 504, title: 'The fit did not finish within the fit deadline; nothing was stored' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'This Idempotency-Key was used with another request body' },
+  IDEMPOTENCY_KEY_IN_PROGRESS: { status: 409, title: 'A request with this Idempotency-Key is still running; retry later' },
+  DATABASE_UNAVAILABLE: { status: 503, title: 'The classifier store cannot be reached; embeddings are still served' },
   // capacity
   QUEUE_FULL: { status: 503, title: 'The inference queue is full; retry after the Retry-After delay' },
   DEADLINE_EXCEEDED: { status: 504, title: 'The request did not finish before its deadline' },

@@ -27,6 +27,9 @@ export interface Metrics {
   imagePixels: Histogram
   classifiers: Gauge
   classifierFitDuration: Histogram<'method'>
+  classifierFitQueue: Gauge
+  classifierProbeCache: Counter<'result'>
+  databaseUp: Gauge
 }
 
 export function createMetrics (options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -46,6 +49,9 @@ export function createMetrics (options: { defaultMetrics?: boolean } = {}): Metr
     preprocessDuration: new Histogram({ name: 'clmae_preprocess_duration_seconds', help: 'image preprocessing time by stage (decode: sharp decode + orient; resize: Pillow-exact resample of the crop window; normalize: mean/std to CHW float32)', labelNames: ['stage'], buckets: STAGE_BUCKETS, registers }),
     imagePixels: new Histogram({ name: 'clmae_image_pixels', help: 'decoded input image size (width x height)', buckets: PIXEL_BUCKETS, registers }),
     classifiers: new Gauge({ name: 'clmae_classifiers', help: 'few-shot classifiers in the store', registers }),
-    classifierFitDuration: new Histogram({ name: 'clmae_classifier_fit_seconds', help: 'time to fit (or refit) a few-shot classifier, cross-validation included', labelNames: ['method'], buckets: DURATION_BUCKETS, registers })
+    classifierFitDuration: new Histogram({ name: 'clmae_classifier_fit_seconds', help: 'time to fit (or refit) a few-shot classifier, cross-validation included', labelNames: ['method'], buckets: DURATION_BUCKETS, registers }),
+    classifierFitQueue: new Gauge({ name: 'clmae_classifier_fit_queue', help: 'fits waiting behind the running one on this replica', registers }),
+    classifierProbeCache: new Counter({ name: 'clmae_classifier_probe_cache_total', help: 'fitted-probe cache lookups of predict by result (hit, miss)', labelNames: ['result'], registers }),
+    databaseUp: new Gauge({ name: 'clmae_database_up', help: '1 while the classifier store answers, 0 while it cannot be reached (or is not open yet)', registers })
   }
 }

@@ -3,8 +3,12 @@
  * so that a large fit never blocks the event loop that serves every other request. One worker is
  * enough: a fit is single-threaded, and onnxruntime wants the remaining cores for inference.
  *
- * The worker starts on the first fit (about 0.3 s under tsx) and is restarted after a crash; an
- * ApiError thrown inside the fit (e.g. CLASSIFIER_TOO_FEW_CLASSES) comes back as the same ApiError.
+ * Bounded: at most `maxQueued` fits wait behind the running one (beyond it 503
+ * CLASSIFIER_FIT_QUEUE_FULL with Retry-After), a running fit longer than `timeoutMs` is stopped (504
+ * CLASSIFIER_FIT_TIMEOUT), and a fit whose `signal` aborts (its client went away) leaves the queue or,
+ * when running, is stopped (499 REQUEST_ABORTED). A fit is plain synchronous code in the worker, so
+ * stopping it means terminating the worker; the next fit starts a fresh one (about 0.3 s under tsx).
+ * An ApiError thrown inside the fit (e.g. CLASSIFIER_TOO_FEW_CLASSES) comes back as the same ApiError.
  */
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,46 +31,126 @@ export type FitReply =
   | { id: number, ok: true, fit: ProbeFit }
   | { id: number, ok: false, code?: ErrorCode, message: string }
 
-interface Pending { resolve: (fit: ProbeFit) => void, reject: (error: Error) => void }
+export interface FitRunnerOptions {
+  /** fits waiting behind the running one (default: unbounded) */
+  maxQueued?: number
+  /** longest running time of one fit (default: none) */
+  timeoutMs?: number
+  /** Retry-After of CLASSIFIER_FIT_QUEUE_FULL */
+  retryAfterSeconds?: number
+}
+
+interface Queued {
+  job: FitJob
+  resolve: (fit: ProbeFit) => void
+  reject: (error: Error) => void
+  signal?: AbortSignal
+  onAbort?: () => void
+}
 
 export class FitRunner {
   private worker: Worker | undefined
   private nextId = 1
-  private readonly pending = new Map<number, Pending>()
+  private readonly waiting: Queued[] = []
+  private running: { entry: Queued, timer?: NodeJS.Timeout } | undefined
+  private closed = false
+
+  constructor (private readonly options: FitRunnerOptions = {}) {}
+
+  /** fits waiting (not counting the running one) */
+  get queued (): number { return this.waiting.length }
+  get busy (): boolean { return this.running !== undefined }
 
   /** Fits `method` on x (N, D) with one label per row; the matrix is copied to the worker. */
-  async fit (method: ProbeMethod, x: Matrix, names: readonly string[], options: FitOptions = {}): Promise<ProbeFit> {
-    const worker = this.worker ?? this.start()
-    const id = this.nextId++
-    const job: FitJob = { id, method, rows: x.rows, cols: x.cols, data: x.data.slice(), names: [...names], options }
-    worker.ref() // keep the process alive while a fit is owed
+  async fit (method: ProbeMethod, x: Matrix, names: readonly string[], options: FitOptions = {}, run: { signal?: AbortSignal } = {}): Promise<ProbeFit> {
+    if (this.closed) throw new Error('the fit runner is closed')
+    if (run.signal?.aborted === true) throw aborted()
+    if (this.running !== undefined && this.waiting.length >= (this.options.maxQueued ?? Infinity)) {
+      throw new ApiError('CLASSIFIER_FIT_QUEUE_FULL', `${this.waiting.length} fits are waiting on this replica (CLMAE_CLASSIFIER_FIT_QUEUE); retry later`,
+        { headers: { 'retry-after': String(this.options.retryAfterSeconds ?? 1) } })
+    }
+    const job: FitJob = { id: this.nextId++, method, rows: x.rows, cols: x.cols, data: x.data.slice(), names: [...names], options }
     return await new Promise<ProbeFit>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject })
-      worker.postMessage(job, [job.data.buffer as ArrayBuffer])
+      const entry: Queued = { job, resolve, reject, signal: run.signal }
+      if (run.signal !== undefined) {
+        entry.onAbort = () => { this.cancel(entry) }
+        run.signal.addEventListener('abort', entry.onAbort, { once: true })
+      }
+      this.waiting.push(entry)
+      this.pump()
     })
   }
 
-  /** Stops the worker; fits still pending fail. */
+  /** Stops the worker; fits still waiting or running fail. */
   async close (): Promise<void> {
+    this.closed = true
+    const error = new Error('the fit worker was stopped')
+    for (const entry of this.waiting.splice(0)) this.settle(entry, error)
+    if (this.running !== undefined) this.finishRunning(error)
     const worker = this.worker
     this.worker = undefined
-    this.failAll(new Error('the fit worker was stopped'))
     await worker?.terminate()
+  }
+
+  private pump (): void {
+    if (this.running !== undefined || this.closed) return
+    const entry = this.waiting.shift()
+    if (entry === undefined) return
+    const worker = this.worker ?? this.start()
+    const timer = this.options.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => { this.stopRunning(new ApiError('CLASSIFIER_FIT_TIMEOUT', `the fit ran longer than ${this.options.timeoutMs} ms (CLMAE_CLASSIFIER_FIT_TIMEOUT_MS); fewer examples or classes fit faster`)) }, this.options.timeoutMs)
+    this.running = { entry, timer }
+    worker.ref() // keep the process alive while a fit is owed
+    worker.postMessage(entry.job, [entry.job.data.buffer as ArrayBuffer])
+  }
+
+  private cancel (entry: Queued): void {
+    const at = this.waiting.indexOf(entry)
+    if (at !== -1) {
+      this.waiting.splice(at, 1)
+      this.settle(entry, aborted())
+    } else if (this.running?.entry === entry) {
+      this.stopRunning(aborted())
+    }
+  }
+
+  /** Ends the running fit by terminating its worker (a synchronous fit cannot be interrupted otherwise). */
+  private stopRunning (error: Error): void {
+    const worker = this.worker
+    this.worker = undefined
+    this.finishRunning(error)
+    void worker?.terminate()
+    this.pump()
+  }
+
+  private finishRunning (result: Error | ProbeFit): void {
+    const running = this.running
+    if (running === undefined) return
+    this.running = undefined
+    if (running.timer !== undefined) clearTimeout(running.timer)
+    this.settle(running.entry, result)
+  }
+
+  private settle (entry: Queued, result: Error | ProbeFit): void {
+    if (entry.onAbort !== undefined) entry.signal?.removeEventListener('abort', entry.onAbort)
+    if (result instanceof Error) entry.reject(result)
+    else entry.resolve(result)
   }
 
   private start (): Worker {
     const worker = new Worker(workerEntry())
     worker.on('message', (reply: FitReply) => {
-      const waiting = this.pending.get(reply.id)
-      if (waiting === undefined) return
-      this.pending.delete(reply.id)
-      if (this.pending.size === 0) worker.unref()
-      if (reply.ok) waiting.resolve(reply.fit)
-      else waiting.reject(reply.code !== undefined ? new ApiError(reply.code, reply.message) : new Error(`fit failed in the worker: ${reply.message}`))
+      if (this.worker !== worker || this.running?.entry.job.id !== reply.id) return
+      if (this.waiting.length === 0) worker.unref()
+      this.finishRunning(reply.ok ? reply.fit : reply.code !== undefined ? new ApiError(reply.code, reply.message) : new Error(`fit failed in the worker: ${reply.message}`))
+      this.pump()
     })
     const lost = (error: Error): void => {
-      if (this.worker === worker) this.worker = undefined
-      this.failAll(error)
+      if (this.worker !== worker) return // terminated on purpose (timeout, cancel, close)
+      this.worker = undefined
+      this.finishRunning(error)
+      this.pump()
     }
     worker.on('error', lost)
     worker.on('exit', (code) => { lost(new Error(`the fit worker exited with code ${code}`)) })
@@ -74,11 +158,10 @@ export class FitRunner {
     this.worker = worker
     return worker
   }
+}
 
-  private failAll (error: Error): void {
-    for (const waiting of this.pending.values()) waiting.reject(error)
-    this.pending.clear()
-  }
+function aborted (): ApiError {
+  return new ApiError('REQUEST_ABORTED', 'the client went away before the fit finished; nothing was stored')
 }
 
 /**

@@ -1,74 +1,55 @@
 /**
- * The service's SQLite database (better-sqlite3 12): opened in WAL mode with synchronous=FULL and
- * brought to the latest schema by numbered migrations (PRAGMA user_version).
- *
- * Why synchronous=FULL: in WAL mode, NORMAL may lose the last transactions on power loss or an OS
- * crash; FULL fsyncs the WAL on every commit, so a write the service has acknowledged survives a
- * killed process (test/storage/classifier-store.test.ts kills one with SIGKILL) and a crashed machine.
- * The cost is one fsync per write request, which is small next to an embedding call.
+ * Opens the classifier store's database and brings it to the latest schema: PostgreSQL when a
+ * database URL is set (many replicas share it), else the SQLite file at dbPath (one process).
+ * Both are reached through one Kysely query layer (classifier-store.ts); the dialect files hold what
+ * differs (connection, locking).
  */
-import { mkdirSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
-import Database from 'better-sqlite3'
+import type { Kysely } from 'kysely'
+import type { StoreSchema } from './schema.js'
+import { migrate, SCHEMA_VERSION, type StoreDialect } from './migrations/index.js'
+import { openSqliteFile, sqliteKysely, StoreOpenError, type SqliteDatabase } from './dialects/sqlite.js'
+import { describePostgresUrl, openPostgres } from './dialects/postgres.js'
 
-export type SqliteDatabase = Database.Database
+export { SCHEMA_VERSION, StoreOpenError, type StoreDialect }
 
-/** Migration i (0-based) brings user_version from i to i + 1. Never edit a published entry; append. */
-const MIGRATIONS: readonly string[] = [
-  // 1: classifiers and their examples
-  `CREATE TABLE classifiers (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- paging order (cursor)
-     id TEXT NOT NULL UNIQUE,                 -- public id, clf_<hex>
-     name TEXT NOT NULL,
-     method TEXT NOT NULL,
-     version INTEGER NOT NULL,
-     model TEXT NOT NULL,                     -- pin: model name, encoder sha256, pooling, normalize
-     model_sha256 TEXT NOT NULL,
-     pooling TEXT NOT NULL,
-     normalize INTEGER NOT NULL,
-     keep_images INTEGER NOT NULL,
-     dim INTEGER NOT NULL,
-     probe_json TEXT NOT NULL,                -- FittedProbe (src/fewshot/classifiers.ts)
-     counts_json TEXT NOT NULL,               -- {label: count}
-     cv_json TEXT NOT NULL,                   -- CrossValidationReport
-     refittable INTEGER NOT NULL,             -- 0 when imported without example embeddings
-     created_at TEXT NOT NULL,
-     updated_at TEXT NOT NULL
-   );
-   CREATE TABLE examples (
-     id INTEGER PRIMARY KEY AUTOINCREMENT,
-     classifier_seq INTEGER NOT NULL REFERENCES classifiers(seq) ON DELETE CASCADE,
-     label TEXT NOT NULL,
-     embedding BLOB NOT NULL,                 -- float32 little-endian, (D)
-     image BLOB                               -- encoded image bytes, only when keep_images
-   );
-   CREATE INDEX examples_by_classifier ON examples(classifier_seq, id);`
-]
-
-export const SCHEMA_VERSION = MIGRATIONS.length
-
-/** Applies the missing migrations, each in its own transaction. Refuses a database from a newer build. */
-export function migrate (db: SqliteDatabase): void {
-  const current = db.pragma('user_version', { simple: true }) as number
-  if (current > SCHEMA_VERSION) {
-    throw new Error(`database schema version ${current} is newer than this build's ${SCHEMA_VERSION}; upgrade the service or use another CLMAE_DB_PATH`)
-  }
-  for (let v = current; v < SCHEMA_VERSION; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v])
-      db.pragma(`user_version = ${v + 1}`)
-    })()
-  }
+export interface StoreDatabase {
+  db: Kysely<StoreSchema>
+  dialect: StoreDialect
+  /** what it is, for messages: the SQLite path or PostgreSQL host/database (never the password) */
+  description: string
+  /** the better-sqlite3 handle (SQLite only): tests and pragmas */
+  sqlite?: SqliteDatabase
+  /** the schema version found before migrating (0 = new store) */
+  migratedFrom: number
+  close: () => Promise<void>
 }
 
-/** Opens (creating the file and its directory) the database at `path`; ':memory:' for tests. */
-export function openDatabase (path: string): SqliteDatabase {
-  if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
-  const db = new Database(path)
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = FULL')
-  db.pragma('foreign_keys = ON')
-  db.pragma('busy_timeout = 5000')
-  migrate(db)
-  return db
+export interface StoreLocation {
+  /** postgres:// URL; empty = SQLite at dbPath */
+  databaseUrl?: string
+  dbPath: string
+  poolSize?: number
+}
+
+export async function openStoreDatabase (location: StoreLocation): Promise<StoreDatabase> {
+  if (location.databaseUrl !== undefined && location.databaseUrl !== '') {
+    const description = describePostgresUrl(location.databaseUrl)
+    const { kysely } = await openPostgres(location.databaseUrl, { poolSize: location.poolSize ?? 16 })
+    const migratedFrom = await migrateOrClose(kysely, 'postgres', description)
+    return { db: kysely, dialect: 'postgres', description, migratedFrom, close: async () => { await kysely.destroy() } }
+  }
+  const sqlite = openSqliteFile(location.dbPath)
+  const kysely = sqliteKysely(sqlite)
+  const description = location.dbPath === ':memory:' ? 'SQLite in memory' : `SQLite file ${location.dbPath}`
+  const migratedFrom = await migrateOrClose(kysely, 'sqlite', description)
+  return { db: kysely, dialect: 'sqlite', description, sqlite, migratedFrom, close: async () => { await kysely.destroy() } }
+}
+
+async function migrateOrClose (db: Kysely<StoreSchema>, dialect: StoreDialect, description: string): Promise<number> {
+  try {
+    return await migrate(db, dialect)
+  } catch (error) {
+    await db.destroy().catch(() => {})
+    throw new StoreOpenError(`cannot migrate the classifier store (${description}): ${(error as Error).message}`, { cause: error })
+  }
 }

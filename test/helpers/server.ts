@@ -9,6 +9,7 @@ import type { TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, warmUpApp, type AppDeps } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
+import { testStoreOverrides } from './test-database.js'
 
 export const MODELS_DIR = new URL('../../models/', import.meta.url).pathname
 export const DEFAULT_MODEL = 'clmae-vit-mini-p8-64'
@@ -41,7 +42,9 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
  * (file-level `before`), the caller closes it in a file-level `after`.
  */
 export async function startServer (t: Pick<TestContext, 'after'> | undefined, overrides: Partial<Config> = {}, deps: AppDeps & { warmUp?: boolean } = {}): Promise<TestServer> {
-  const config = testConfig(overrides)
+  // with CLMAE_TEST_DATABASE_URL set, a fresh PostgreSQL database per server unless the test names a store
+  const store = 'databaseUrl' in overrides ? {} : await testStoreOverrides(t)
+  const config = testConfig({ ...store, ...overrides })
   const app = await buildApp(config, { logger: false, ...deps })
   t?.after(() => app.close())
   await app.listen({ host: config.host, port: 0 })

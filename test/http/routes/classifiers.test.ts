@@ -1,7 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import sharp from 'sharp'
-import { openDatabase } from '../../../src/storage/database.js'
 import { BASELINE_MODEL, DEFAULT_MODEL, postJson, startServer, type TestServer } from '../../helpers/server.js'
 import { expectProblem as expectCoreProblem } from '../../helpers/problem.js'
 
@@ -151,9 +150,9 @@ test('pinning: another encoder sha256 is 409 CLASSIFIER_MODEL_MISMATCH until the
   assert.equal((await postJson(`${server.url}/v1/classifiers/${created.id}/predict`, { input: image })).status, 200)
 
   // The bundle under the same name is replaced by a retrained one: the stored pin no longer matches.
-  const db = openDatabase(server.config.dbPath)
-  db.prepare('UPDATE classifiers SET model_sha256 = ? WHERE id = ?').run('e'.repeat(64), created.id)
-  db.close()
+  const store = server.app.classifierStore.raw
+  assert.ok(store !== undefined)
+  await store.db.updateTable('classifiers').set({ model_sha256: 'e'.repeat(64) }).where('id', '=', created.id).execute()
   await expectProblem(await postJson(`${server.url}/v1/classifiers/${created.id}/predict`, { input: image }), 409, 'CLASSIFIER_MODEL_MISMATCH')
   await expectProblem(await postJson(`${server.url}/v1/classifiers/${created.id}/examples`, { examples: [{ label: 'red', input: image }] }), 409, 'CLASSIFIER_MODEL_MISMATCH')
 
@@ -257,7 +256,7 @@ test('classifiers survive a restart of the app on the same database file', async
   const created = await (await postJson(`${server.url}/v1/classifiers`, { method: 'knn', examples: [0, 1, 2, 3].map((i) => ({ label: `l${i % 2}`, embedding: randomEmbedding(i) })) })).json() as Record<string, any>
   const before = await (await postJson(`${server.url}/v1/classifiers/${created.id}/predict`, { embeddings: [randomEmbedding(9)] })).json()
   await server.app.close()
-  const again = await startServer(t, { dbPath: server.config.dbPath })
+  const again = await startServer(t, { dbPath: server.config.dbPath, databaseUrl: server.config.databaseUrl })
   const got = await (await fetch(`${again.url}/v1/classifiers/${created.id}`)).json()
   assert.deepEqual(got, created)
   const after = await (await postJson(`${again.url}/v1/classifiers/${created.id}/predict`, { embeddings: [randomEmbedding(9)] })).json()
