@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (`npm test`): Python training tests, TypeScript type check, the service tests
-# (HTTP, engine, few-shot, storage) and the browser end-to-end tests. On a clean machine it first
+# (HTTP, engine, few-shot, storage) and the browser end-to-end tests, then the classifier store suites again on
+# PostgreSQL (scripts/test-postgres.sh starts a throw-away cluster; the multi-replica test runs there). On a clean machine it first
 # installs what the tests need: the Python virtual environment (.venv, from training/requirements.txt)
 # and Debian's chromium (as root, with apt; otherwise it says what to install).
 set -euo pipefail
@@ -32,6 +33,13 @@ step "Deployment tools (helm, k8s-validate) for the Helm chart tests"
 # builds them into .cache/bin with Go on the first run (about 8 minutes on 2 cores), then reuses them
 bash scripts/install-deploy-tools.sh
 
-step "Service tests (node:test)"
+step "Service tests (node:test; classifier store on SQLite)"
 mapfile -t files < <(find test -name '*.test.ts' | sort)
-node --import tsx --test --test-concurrency=1 "${files[@]}"
+env -u CLMAE_TEST_DATABASE_URL node --import tsx --test --test-concurrency=1 "${files[@]}"
+
+step "Classifier store suites again on PostgreSQL (a throw-away cluster unless CLMAE_TEST_DATABASE_URL is set)"
+# shellcheck source=scripts/test-postgres.sh
+source scripts/test-postgres.sh
+trap stop_test_postgres EXIT
+start_test_postgres
+node --import tsx --test --test-concurrency=1 test/storage/*.test.ts test/http/routes/classifier*.test.ts test/fewshot/fit-runner.test.ts

@@ -28,7 +28,7 @@ export function isStoreUnavailable (error: unknown): boolean {
   if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EPIPE|EHOSTUNREACH)$/.test(code)) return true
   if (/^(08...|57P0[123]|53300)$/.test(code)) return true // PostgreSQL: connection exception, shutdown, too many connections
   if (/^SQLITE_(IOERR|CANTOPEN|FULL|READONLY|CORRUPT|NOTADB)/.test(code)) return true
-  return /Connection terminated|connection error|timeout exceeded when trying to connect|database connection is not open|Client was closed|Cannot use a pool after calling end/i.test(message)
+  return /Connection terminated|connection error|timeout exceeded when trying to connect|not currently accepting connections|database connection is not open|Client was closed|Cannot use a pool after calling end/i.test(message)
 }
 
 export class ClassifierStoreService {

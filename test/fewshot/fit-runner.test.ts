@@ -56,3 +56,57 @@ test('the event loop keeps turning while a large fit runs', async (t) => {
   assert.ok(seconds > 0.2, `the fit should take a while to make the test meaningful (took ${seconds.toFixed(2)} s)`)
   assert.ok(ticks >= seconds * 100 * 0.2, `${ticks} timer ticks in ${seconds.toFixed(2)} s`)
 })
+
+// ---- bounds: queue, deadline, cancellation
+
+async function codeOf (p: Promise<unknown>): Promise<string> {
+  try { await p } catch (error) { return error instanceof ApiError ? error.code : String(error) }
+  return 'ok'
+}
+
+test('a full fit queue answers 503 CLASSIFIER_FIT_QUEUE_FULL with Retry-After; queued fits still complete', async (t) => {
+  const runner = new FitRunner({ maxQueued: 1, retryAfterSeconds: 3 })
+  t.after(() => runner.close())
+  const big = clusters(400, 4, 96)
+  const small = clusters(12, 2, 8)
+  const running = runner.fit('logreg', big.x, big.names)
+  const queued = runner.fit('centroid', small.x, small.names)
+  const refused = runner.fit('centroid', small.x, small.names)
+  await assert.rejects(refused, (e: ApiError) => e.code === 'CLASSIFIER_FIT_QUEUE_FULL' && e.status === 503 && e.headers['retry-after'] === '3')
+  assert.equal(runner.queued, 1)
+  assert.deepEqual((await running).probe.labels.length, 4)
+  assert.deepEqual((await queued).probe.labels, ['class-0', 'class-1'])
+})
+
+test('a fit past its deadline is stopped with 504 CLASSIFIER_FIT_TIMEOUT and the next fit runs on a fresh worker', async (t) => {
+  const runner = new FitRunner({ timeoutMs: 2000 }) // includes starting a worker (about 0.3 s under tsx, more on a busy CPU)
+  t.after(() => runner.close())
+  const big = clusters(800, 8, 192) // several seconds of logreg with cross-validation
+  const small = clusters(12, 2, 8)
+  const started = Date.now()
+  const slow = runner.fit('logreg', big.x, big.names)
+  const next = runner.fit('centroid', small.x, small.names)
+  assert.equal(await codeOf(slow), 'CLASSIFIER_FIT_TIMEOUT')
+  assert.ok(Date.now() - started < 4500, 'stopped near its deadline, not at the end of the fit')
+  assert.deepEqual((await next).probe.labels, ['class-0', 'class-1'])
+})
+
+test('a fit whose client went away leaves the queue, or is stopped when running', async (t) => {
+  const runner = new FitRunner()
+  t.after(() => runner.close())
+  const big = clusters(800, 8, 192)
+  const small = clusters(12, 2, 8)
+  const runningClient = new AbortController()
+  const queuedClient = new AbortController()
+  const started = Date.now()
+  const running = runner.fit('logreg', big.x, big.names, {}, { signal: runningClient.signal })
+  const queued = runner.fit('logreg', big.x, big.names, {}, { signal: queuedClient.signal })
+  const after = runner.fit('centroid', small.x, small.names)
+  queuedClient.abort()
+  assert.equal(await codeOf(queued), 'REQUEST_ABORTED')
+  assert.equal(runner.queued, 1)
+  setTimeout(() => runningClient.abort(), 100)
+  assert.equal(await codeOf(running), 'REQUEST_ABORTED')
+  assert.deepEqual((await after).probe.labels, ['class-0', 'class-1'])
+  assert.ok(Date.now() - started < 5000, 'the aborted fits did not run to the end')
+})

@@ -1,0 +1,211 @@
+/**
+ * The classifier routes' guards, each attacked (on SQLite, and on PostgreSQL when
+ * CLMAE_TEST_DATABASE_URL is set): Idempotency-Key (replay, reuse, in progress, scope, release on
+ * failure), the add-examples / re-embed race in both orders, the fit queue, the fit deadline, a client
+ * that goes away during a fit, and a store lost while the service runs.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import sharp from 'sharp'
+import pg from 'pg'
+import { BASELINE_MODEL, DEFAULT_MODEL, postJson, startServer, type TestServer } from '../../helpers/server.js'
+import { expectProblem } from '../../helpers/problem.js'
+import { TEST_DATABASE_URL, TEST_DIALECT } from '../../helpers/test-database.js'
+
+const D = 192
+
+function vector (seed: number, label: number): number[] {
+  return Array.from({ length: D }, (_, j) => Math.sin(seed * 31 + j * 7) * 0.5 + (j % 8 === label ? 1 : 0))
+}
+
+function examples (n: number, classes: number, from = 0): { label: string, embedding: number[] }[] {
+  return Array.from({ length: n }, (_, i) => ({ label: `c${(from + i) % classes}`, embedding: vector(from + i, (from + i) % classes) }))
+}
+
+async function image (shade: number): Promise<string> {
+  const raw = Buffer.alloc(64 * 64 * 3, shade)
+  for (let i = 0; i < raw.length; i += 7) raw[i] = (shade * 3 + i) % 256
+  return `data:image/png;base64,${(await sharp(raw, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer()).toString('base64')}`
+}
+
+/** Holds the next embedding run of `model` until release(); `entered` resolves when it is held. */
+function gateNextRun (server: TestServer, modelId: string): { entered: Promise<void>, release: () => void } {
+  const model = server.app.models.get(modelId)
+  const run = model.run.bind(model)
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let entered!: () => void
+  const inside = new Promise<void>((resolve) => { entered = resolve })
+  model.run = async (...args: Parameters<typeof run>) => {
+    model.run = run // only this one call waits
+    entered()
+    await gate
+    return await run(...args)
+  }
+  return { entered: inside, release }
+}
+
+async function count (server: TestServer): Promise<number> {
+  const page = await (await fetch(`${server.url}/v1/classifiers?limit=100`)).json() as { data: unknown[] }
+  return page.data.length
+}
+
+test(`[${TEST_DIALECT}] Idempotency-Key on create: replay, reuse with another body, scope per API key, released on failure`, async (t) => {
+  const server = await startServer(t)
+  const url = `${server.url}/v1/classifiers`
+  const body = { method: 'centroid', examples: examples(6, 2) }
+  const first = await postJson(url, body, { 'idempotency-key': 'k-1' })
+  const created = await first.json() as Record<string, unknown>
+  assert.equal(first.status, 201, JSON.stringify(created))
+  const replay = await postJson(url, body, { 'idempotency-key': 'k-1' })
+  assert.equal(replay.status, 201)
+  assert.equal(replay.headers.get('idempotent-replayed'), 'true')
+  assert.deepEqual(await replay.json(), created)
+  assert.equal(await count(server), 1, 'the replay created nothing')
+
+  await expectProblem(await postJson(url, { ...body, name: 'other' }, { 'idempotency-key': 'k-1' }), 422, 'IDEMPOTENCY_KEY_REUSED')
+  // another caller (API key) has its own key space
+  const other = await postJson(url, body, { 'idempotency-key': 'k-1', 'x-api-key': 'someone-else' })
+  assert.equal(other.status, 201)
+  assert.notEqual((await other.json() as { id: string }).id, created.id)
+
+  // a request that fails after claiming the key releases it: the same request again is worked on again
+  const oneClass = { method: 'centroid', examples: examples(4, 1) }
+  await expectProblem(await postJson(url, oneClass, { 'idempotency-key': 'k-2' }), 422, 'CLASSIFIER_TOO_FEW_CLASSES')
+  await expectProblem(await postJson(url, oneClass, { 'idempotency-key': 'k-2' }), 422, 'CLASSIFIER_TOO_FEW_CLASSES')
+  assert.equal(await count(server), 2)
+})
+
+test(`[${TEST_DIALECT}] Idempotency-Key: a duplicate while the first runs is 409 IDEMPOTENCY_KEY_IN_PROGRESS; add-examples replays`, async (t) => {
+  const server = await startServer(t)
+  const url = `${server.url}/v1/classifiers`
+  const body = { method: 'centroid', examples: [{ label: 'a', input: await image(20) }, { label: 'b', input: await image(220) }] }
+  const gate = gateNextRun(server, DEFAULT_MODEL)
+  const slow = postJson(url, body, { 'idempotency-key': 'k-3' })
+  await gate.entered
+  await expectProblem(await postJson(url, body, { 'idempotency-key': 'k-3' }), 409, 'IDEMPOTENCY_KEY_IN_PROGRESS')
+  gate.release()
+  const created = await (await slow).json() as { id: string, version: number }
+  assert.equal((await postJson(url, body, { 'idempotency-key': 'k-3' })).status, 201)
+  assert.equal(await count(server), 1)
+
+  const add = { examples: [{ label: 'a', embedding: (await (await fetch(`${url}/${created.id}/export`)).json() as { examples: { embedding: number[] }[] }).examples[0].embedding }] }
+  const added = await postJson(`${url}/${created.id}/examples`, add, { 'idempotency-key': 'k-4' })
+  const addedBody = await added.json() as { version: number }
+  assert.equal(added.status, 200, JSON.stringify(addedBody))
+  assert.equal(addedBody.version, 2)
+  const again = await postJson(`${url}/${created.id}/examples`, add, { 'idempotency-key': 'k-4' })
+  assert.deepEqual(await again.json(), addedBody)
+  const final = await (await fetch(`${url}/${created.id}`)).json() as { version: number, num_examples: number }
+  assert.deepEqual([final.version, final.num_examples], [2, 3], 'the retry added nothing')
+})
+
+test(`[${TEST_DIALECT}] add-examples vs re-embed: 409 CLASSIFIER_CONFLICT in both orders, encoders never mixed`, async (t) => {
+  const server = await startServer(t)
+  const url = `${server.url}/v1/classifiers`
+  const images = [{ label: 'a', input: await image(10) }, { label: 'a', input: await image(30) }, { label: 'b', input: await image(200) }, { label: 'b', input: await image(240) }]
+
+  // 1. add-examples embeds with the pinned model; a re-embed to another model commits meanwhile
+  const one = await (await postJson(url, { method: 'centroid', keep_images: true, examples: images })).json() as { id: string }
+  const gate = gateNextRun(server, DEFAULT_MODEL)
+  const adding = postJson(`${url}/${one.id}/examples`, { examples: [{ label: 'a', input: await image(50) }] })
+  await gate.entered
+  const reembedded = await postJson(`${url}/${one.id}/reembed`, { model: BASELINE_MODEL })
+  assert.equal(reembedded.status, 200, await reembedded.clone().text())
+  gate.release()
+  await expectProblem(await adding, 409, 'CLASSIFIER_CONFLICT')
+  const afterOne = await (await fetch(`${url}/${one.id}`)).json() as { version: number, num_examples: number, model: string }
+  assert.deepEqual([afterOne.version, afterOne.num_examples, afterOne.model], [2, 4, BASELINE_MODEL])
+
+  // 2. re-embed reads and embeds the stored images; examples are added meanwhile
+  const two = await (await postJson(url, { method: 'centroid', keep_images: true, examples: images })).json() as { id: string }
+  const stored = await (await fetch(`${url}/${two.id}/export`)).json() as { examples: { embedding: number[] }[] }
+  const gate2 = gateNextRun(server, BASELINE_MODEL)
+  const reembedding = postJson(`${url}/${two.id}/reembed`, { model: BASELINE_MODEL })
+  await gate2.entered
+  const added = await postJson(`${url}/${two.id}/examples`, { examples: [{ label: 'b', embedding: stored.examples[2].embedding }] })
+  assert.equal(added.status, 200)
+  gate2.release()
+  await expectProblem(await reembedding, 409, 'CLASSIFIER_CONFLICT')
+  const afterTwo = await (await fetch(`${url}/${two.id}`)).json() as { version: number, num_examples: number, model: string }
+  assert.deepEqual([afterTwo.version, afterTwo.num_examples, afterTwo.model], [2, 5, DEFAULT_MODEL])
+})
+
+test(`[${TEST_DIALECT}] fit bounds: queue full is 503 with Retry-After, past the deadline 504; nothing stored for either`, async (t) => {
+  const server = await startServer(t, { classifierFitQueue: 0, classifierFitTimeoutMs: 1500, retryAfterSeconds: 2 })
+  const url = `${server.url}/v1/classifiers`
+  // warm the fit worker (its first start counts against the deadline)
+  for (let i = 0; i < 5 && (await postJson(url, { method: 'centroid', examples: examples(4, 2) })).status !== 201; i++);
+  const before = await count(server)
+  const big = { method: 'logreg', examples: examples(256, 8) } // cross-validated logreg: seconds on this CPU
+  const answers = await Promise.all([0, 1, 2].map(async () => await postJson(url, big)))
+  const statuses = answers.map((r) => r.status)
+  const refused = answers.filter((r) => r.status === 503)
+  assert.ok(refused.length >= 1, `statuses ${statuses.join(',')}`)
+  for (const r of refused) {
+    assert.equal(r.headers.get('retry-after'), '2')
+    assert.equal((await r.json() as { code: string }).code, 'CLASSIFIER_FIT_QUEUE_FULL')
+  }
+  const timedOut = answers.filter((r) => r.status === 504)
+  assert.ok(timedOut.length >= 1, `a 256 x ${D} logreg fit with 8 classes outlasts 1.5 s: statuses ${statuses.join(',')}`)
+  for (const r of timedOut) assert.equal((await r.json() as { code: string }).code, 'CLASSIFIER_FIT_TIMEOUT')
+  assert.equal(await count(server), before + answers.filter((r) => r.status === 201).length)
+  assert.match(await (await fetch(`${server.url}/metrics`)).text(), /clmae_rejections_total\{reason="CLASSIFIER_FIT_QUEUE_FULL"\} [1-9]/)
+})
+
+test(`[${TEST_DIALECT}] a create whose client goes away during the fit is cancelled and stores nothing`, async (t) => {
+  const server = await startServer(t)
+  const url = `${server.url}/v1/classifiers`
+  const big = (from: number) => JSON.stringify({ method: 'logreg', examples: examples(256, 8, from) })
+  // reference: the same fit run to the end
+  let started = Date.now()
+  assert.equal((await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big(0) })).status, 201)
+  const fullFitMs = Date.now() - started
+  // the client goes away a quarter of the way into the fit
+  const client = new AbortController()
+  const request = fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big(1), signal: client.signal }).catch(() => 'aborted')
+  await new Promise((resolve) => setTimeout(resolve, fullFitMs / 4))
+  client.abort()
+  assert.equal(await request, 'aborted')
+  // the next fit does not wait for the abandoned one (fits run one at a time)
+  started = Date.now()
+  assert.equal((await postJson(url, { method: 'centroid', examples: examples(4, 2) })).status, 201)
+  const nextMs = Date.now() - started
+  assert.ok(nextMs < fullFitMs / 2, `the next create took ${nextMs} ms; the full fit takes ${fullFitMs} ms`)
+  assert.equal(await count(server), 2, 'the abandoned create stored nothing')
+})
+
+test(`[${TEST_DIALECT}] a store lost while the service runs: classifier routes 503 DATABASE_UNAVAILABLE, embeddings still 200, /readyz and the metric say so`, async (t) => {
+  const server = await startServer(t, { databaseCheckIntervalMs: 200, retryAfterSeconds: 3 })
+  const url = `${server.url}/v1/classifiers`
+  const created = await (await postJson(url, { method: 'centroid', examples: examples(4, 2) })).json() as { id: string }
+  assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), { status: 'ready', database: 'up' })
+  const raw = server.app.classifierStore.raw
+  assert.ok(raw !== undefined)
+  let restore = async (): Promise<void> => {}
+  if (raw.sqlite !== undefined) {
+    raw.sqlite.close() // the file handle is gone, as after an I/O failure
+  } else {
+    const name = new URL(server.config.databaseUrl).pathname.slice(1)
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
+    await admin.connect()
+    await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`)
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name])
+    restore = async () => { await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`); await admin.end() }
+  }
+  const refused = await fetch(`${url}/${created.id}`)
+  await expectProblem(refused, 503, 'DATABASE_UNAVAILABLE')
+  assert.equal(refused.headers.get('retry-after'), '3')
+  await expectProblem(await postJson(`${url}/${created.id}/predict`, { embeddings: [vector(1, 0)] }), 503, 'DATABASE_UNAVAILABLE')
+  const embedded = await postJson(`${server.url}/v1/embeddings`, { input: await image(90) })
+  assert.equal(embedded.status, 200, 'embeddings do not need the store')
+  const ready = await fetch(`${server.url}/readyz`)
+  assert.equal(ready.status, 200)
+  assert.deepEqual(await ready.json(), { status: 'ready', database: 'unavailable' })
+  assert.match(await (await fetch(`${server.url}/metrics`)).text(), /clmae_database_up 0/)
+  if (raw.sqlite !== undefined) return
+  await restore()
+  for (let i = 0; i < 50 && server.app.classifierStore.state !== 'up'; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  assert.equal((await fetch(`${url}/${created.id}`)).status, 200, 'back once the store answers again')
+  assert.match(await (await fetch(`${server.url}/metrics`)).text(), /clmae_database_up 1/)
+})
