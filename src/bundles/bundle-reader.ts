@@ -1,14 +1,14 @@
 /**
  * Reads and verifies one bundle directory: manifest.json valid against the committed schema, every graph
- * file present with the manifest's byte size and sha256. Any mismatch refuses the bundle with a
- * BundleError whose message names the file.
+ * file, and every external-data file of a graph, present with the manifest's byte size and sha256. Any
+ * mismatch refuses the bundle with a BundleError whose message names the file.
  */
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BundleError } from './bundle-error.js'
-import { manifestErrors, type GraphName, type Manifest } from './manifest.js'
+import { manifestErrors, type FileSpec, type GraphName, type Manifest } from './manifest.js'
 
 export interface VerifiedBundle {
   dir: string
@@ -44,21 +44,27 @@ export async function readBundle (dir: string): Promise<VerifiedBundle> {
   const manifest = value as Manifest
   const graphPaths: Partial<Record<GraphName, string>> = {}
   for (const [graph, spec] of Object.entries(manifest.graphs) as Array<[GraphName, Manifest['graphs']['encoder']]>) {
-    const path = join(dir, spec.file)
-    let bytes: number
-    try {
-      bytes = (await stat(path)).size
-    } catch (error) {
-      throw new BundleError('BUNDLE_GRAPH_MISSING', `${path}: graph file of ${graph} is missing (${(error as Error).message})`, { cause: error })
-    }
-    if (bytes !== spec.bytes) {
-      throw new BundleError('BUNDLE_SIZE_MISMATCH', `${path}: ${bytes} bytes, but ${manifestPath} says ${spec.bytes}`)
-    }
-    const actual = await sha256File(path)
-    if (actual !== spec.sha256) {
-      throw new BundleError('BUNDLE_SHA256_MISMATCH', `${path}: sha256 ${actual} does not match ${spec.sha256} in ${manifestPath}; refusing the bundle`)
-    }
-    graphPaths[graph] = path
+    await verifyFile(dir, manifestPath, spec, `graph file of ${graph}`)
+    for (const data of spec.external_data ?? []) await verifyFile(dir, manifestPath, data, `external data of ${graph}`)
+    graphPaths[graph] = join(dir, spec.file)
   }
   return { dir, manifest, graphPaths }
+}
+
+/** The file exists with the manifest's byte size and sha256; a BundleError naming it otherwise. */
+async function verifyFile (dir: string, manifestPath: string, spec: FileSpec, what: string): Promise<void> {
+  const path = join(dir, spec.file)
+  let bytes: number
+  try {
+    bytes = (await stat(path)).size
+  } catch (error) {
+    throw new BundleError('BUNDLE_GRAPH_MISSING', `${path}: ${what} is missing (${(error as Error).message})`, { cause: error })
+  }
+  if (bytes !== spec.bytes) {
+    throw new BundleError('BUNDLE_SIZE_MISMATCH', `${path}: ${bytes} bytes, but ${manifestPath} says ${spec.bytes}`)
+  }
+  const actual = await sha256File(path)
+  if (actual !== spec.sha256) {
+    throw new BundleError('BUNDLE_SHA256_MISMATCH', `${path}: sha256 ${actual} does not match ${spec.sha256} in ${manifestPath}; refusing the bundle`)
+  }
 }

@@ -24,12 +24,18 @@ export interface TensorSpec {
   shape: Array<number | string>
 }
 
-export interface GraphSpec {
+/** A file inside the bundle directory, with the size and sha256 it must have. */
+export interface FileSpec {
   file: string
   sha256: string
   bytes: number
+}
+
+export interface GraphSpec extends FileSpec {
   inputs: TensorSpec[]
   outputs: TensorSpec[]
+  /** the weights of a graph past protobuf's 2 GB (e.g. ViT-H), beside the .onnx file */
+  external_data?: FileSpec[]
 }
 
 export interface EvalTransform {

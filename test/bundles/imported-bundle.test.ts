@@ -3,7 +3,8 @@
  * facebookresearch/mae-layout ViT-B/16 checkpoints (width 768, 12 heads, depth 2, random weights; the same
  * seed, so the same encoder): mae_pretrain_vit_base_full.pth (encoder + decoder) and mae_pretrain_vit_base.pth
  * (encoder only). `python -m clmae.import_checkpoint` turns them into format-2 bundles in a temp models
- * directory, and the real app serves them: embeddings equal timm's forward_features on the same checkpoint
+ * directory (the encoder-only one with --external-data: its weights in encoder.onnx.data, as a ViT-H's must
+ * be), and the real app serves them: embeddings equal timm's forward_features on the same checkpoint
  * (training/tools/timm_reference_embedding.py) within 1e-4, reconstructions work with the decoder and answer
  * 422 MODEL_NO_DECODER without it, and a few-shot classifier is created and predicts.
  * Needs .venv (npm test creates it before the service tests); skipped, saying so, when it is missing.
@@ -11,10 +12,11 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import sharp from 'sharp'
+import { readBundle } from '../../src/bundles/bundle-reader.js'
 import { IMAGES_DIR, postJson, startServer, type TestServer } from '../helpers/server.js'
 import { expectProblem } from '../helpers/problem.js'
 
@@ -46,7 +48,7 @@ before(async () => {
   python('training/tools/released_checkpoints.py', '--layout', 'mae-full', '--width', '768', '--depth', '2', '--out', full)
   python('training/tools/released_checkpoints.py', '--layout', 'mae-encoder', '--width', '768', '--depth', '2', '--out', encoderOnly)
   python('-m', 'clmae.import_checkpoint', '--format', 'mae', '--checkpoint', full, '--norm-pix-loss', 'true', '--output', join(models, FULL))
-  python('-m', 'clmae.import_checkpoint', '--format', 'mae', '--checkpoint', encoderOnly, '--output', join(models, ENCODER_ONLY))
+  python('-m', 'clmae.import_checkpoint', '--format', 'mae', '--checkpoint', encoderOnly, '--output', join(models, ENCODER_ONLY), '--external-data')
   python('training/tools/timm_reference_embedding.py', '--format', 'mae', '--checkpoint', full, '--bundle', join(models, FULL),
     '--image', IMAGE, '--out', join(root, 'reference.json'))
   reference = JSON.parse(readFileSync(join(root, 'reference.json'), 'utf8'))
@@ -96,6 +98,18 @@ test('GET /v1/models: both format-2 bundles, which has a decoder, their source a
   assert.equal(full.manifest.source.file, 'mae_pretrain_vit_base_full.pth')
   assert.equal(full.manifest.architecture.num_heads.value, 12)
   assert.equal(encoderOnly.manifest.norm_pix_loss, null)
+  assert.equal(encoderOnly.manifest.graphs.encoder.external_data[0].file, 'encoder.onnx.data')
+})
+
+test('an external-data file is verified like a graph: one changed byte refuses the bundle, naming the file', opts, async () => {
+  const copy = join(root, 'tampered')
+  cpSync(join(root, 'models', ENCODER_ONLY), copy, { recursive: true })
+  await readBundle(copy)
+  const data = join(copy, 'encoder.onnx.data')
+  const bytes = readFileSync(data)
+  bytes[1000] ^= 1
+  writeFileSync(data, bytes)
+  await assert.rejects(readBundle(copy), (error: any) => error.code === 'BUNDLE_SHA256_MISMATCH' && error.message.includes(data))
 })
 
 test('embeddings of the imported encoder equal timm forward_features on the checkpoint (cls and mean)', opts, async () => {

@@ -77,8 +77,11 @@ def tensor_specs(config: ModelConfig) -> dict:
 
 
 def _name_dynamic_axes(path: Path, specs: dict) -> None:
-    """Rename the exporter's symbolic dims (e.g. 'K + 1') to the manifest's names ('1+K')."""
-    model = onnx.load(str(path))
+    """Rename the exporter's symbolic dims (e.g. 'K + 1') to the manifest's names ('1+K').
+
+    External weights are left where they are: only the graph proto is read and rewritten.
+    """
+    model = onnx.load(str(path), load_external_data=False)
     for values, declared in ((model.graph.input, specs["inputs"]), (model.graph.output, specs["outputs"])):
         by_name = {t["name"]: t for t in declared}
         for value in values:
@@ -89,8 +92,12 @@ def _name_dynamic_axes(path: Path, specs: dict) -> None:
     onnx.save(model, str(path))
 
 
-def export_graph(module: torch.nn.Module, example: tuple, path: Path, specs: dict, opset: int) -> None:
-    """torch.onnx.export (dynamo) with the batch axis, and K where present, dynamic; one file, no external data."""
+def export_graph(module: torch.nn.Module, example: tuple, path: Path, specs: dict, opset: int,
+                 external_data: bool = False) -> None:
+    """torch.onnx.export (dynamo) with the batch axis, and K where present, dynamic.
+
+    One file, or with external_data the weights in `<file>.data` beside it (for graphs past protobuf's 2 GB).
+    """
     batch = torch.export.Dim("N", min=1, max=4096)
     kept = torch.export.Dim("K", min=1, max=100_000)
     input_names = [t["name"] for t in specs["inputs"]]
@@ -105,7 +112,7 @@ def export_graph(module: torch.nn.Module, example: tuple, path: Path, specs: dic
     program = torch.onnx.export(module, example, input_names=input_names,
                                 output_names=[t["name"] for t in specs["outputs"]], dynamic_shapes=dynamic,
                                 opset_version=opset, dynamo=True, external_data=False, verbose=False)
-    program.save(str(path), external_data=False)
+    program.save(str(path), external_data=external_data)
     _name_dynamic_axes(path, specs)
 
 
@@ -155,13 +162,19 @@ def validate_manifest(manifest: dict) -> None:
     jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(manifest)
 
 
+def _file_entry(path: Path) -> dict:
+    return {"file": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
 def export_bundle(*, graphs: dict[str, torch.nn.Module], config: ModelConfig, fields: dict, output: Path,
-                  mask_ratio: float, opset: int = DEFAULT_OPSET) -> dict:
+                  mask_ratio: float, opset: int = DEFAULT_OPSET, external_data: frozenset[str] = frozenset()) -> dict:
     """Export `graphs` (export_graphs.build_graphs), check parity, complete the manifest, validate it, then
     move the graphs and manifest.json into `output`. Returns the manifest.
 
     fields: every manifest field except opset, graphs and created_at (which this adds).
     config: the geometry of the graphs (see tensor_specs).
+    external_data: graphs whose weights go to `<file>.data` (listed with their sha256 under the graph's
+    external_data in the manifest; format 2 only).
     """
     specs = tensor_specs(config)
     n, num_patches = 2, config.num_patches
@@ -175,25 +188,30 @@ def export_bundle(*, graphs: dict[str, torch.nn.Module], config: ModelConfig, fi
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.export-", dir=output.parent))
     try:
-        paths = {}
+        paths, data_paths = {}, {}
         for key, module in graphs.items():
             paths[key] = staging / GRAPH_FILES[key]
-            export_graph(module, examples[key], paths[key], specs[key], opset)
+            export_graph(module, examples[key], paths[key], specs[key], opset, external_data=key in external_data)
+            data = staging / f"{GRAPH_FILES[key]}.data"
+            if data.exists():
+                data_paths[key] = data
         parity = check_parity(graphs, paths, config, mask_ratio)
         manifest = {
             **fields, "opset": opset,
-            "graphs": {key: {"file": GRAPH_FILES[key], "sha256": sha256_file(p), "bytes": p.stat().st_size,
-                             **specs[key]} for key, p in paths.items()},
+            "graphs": {key: {**_file_entry(p), **specs[key],
+                             **({"external_data": [_file_entry(data_paths[key])]} if key in data_paths else {})}
+                       for key, p in paths.items()},
             "created_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         }
         validate_manifest(manifest)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        # All checks passed: move into place (graphs first, manifest last; drop graphs this bundle lacks).
+        # All checks passed: move into place (graphs first, manifest last; drop files this bundle lacks).
         output.mkdir(parents=True, exist_ok=True)
-        for key, file in GRAPH_FILES.items():
-            if key not in paths and (output / file).exists():
+        written = {p.name for p in [*paths.values(), *data_paths.values()]}
+        for file in [*GRAPH_FILES.values(), *(f"{f}.data" for f in GRAPH_FILES.values())]:
+            if file not in written and (output / file).exists():
                 (output / file).unlink()
-        for p in [*paths.values(), staging / "manifest.json"]:
+        for p in [*data_paths.values(), *paths.values(), staging / "manifest.json"]:
             os.replace(p, output / p.name)
         print(json.dumps({"bundle": str(output), "parity_max_abs_diff": parity}, indent=2), flush=True)
         return manifest

@@ -25,8 +25,9 @@ from the released architectures (768/12, 1024/16, 1280/16; decoder 512/16; maski
 args.norm_pix_loss or --norm-pix-loss, required for any checkpoint with a decoder; the eval transform
 from the format (mae, clmae: resize 256 -> crop 224; timm: crop_pct 0.9) unless --eval-* says otherwise.
 The graphs are exported and checked against PyTorch like clmae.export's (export.export_bundle).
-ViT-H/14 (its encoder graph: 631 M parameters, 2.52 GB of float32) is refused: one ONNX file is one protobuf,
-limited to 2 GB.
+One ONNX file is one protobuf, limited to 2 GB: a graph whose weights pass that (ViT-H/14's encoder: 631 M
+parameters, 2.52 GB of float32) keeps them in `<graph>.onnx.data` beside it, listed with its own sha256 under
+the graph's external_data in the manifest (--external-data does this for every graph).
 """
 
 from __future__ import annotations
@@ -171,15 +172,15 @@ def decide_eval_transform(fmt: str, image_size: int, opts: argparse.Namespace) -
     return spec, origin + ("; overridden: " + ", ".join(overrides) if overrides else "")
 
 
-def check_protobuf_limit(expected: dict[str, dict[str, tuple[int, ...]]]) -> None:
-    """Refuse a graph whose float32 weights alone pass protobuf's 2 GB limit for one ONNX file (ViT-H)."""
+def graphs_past_protobuf_limit(expected: dict[str, dict[str, tuple[int, ...]]]) -> dict[str, str]:
+    """The graphs whose float32 weights alone pass protobuf's 2 GB limit for one ONNX file (ViT-H), and why."""
+    past = {}
     for graph, shapes in expected.items():
         params = sum(math.prod(shape) for shape in shapes.values())
         if 4 * params > PROTOBUF_LIMIT_BYTES - GRAPH_STRUCTURE_MARGIN_BYTES:
-            raise ValueError(
-                f"the {graph} graph would hold {params / 1e6:.0f} M parameters = {4 * params / 1e9:.2f} GB of float32 "
-                "weights, past protobuf's 2 GB limit for one ONNX file; bundles with "
-                "external-data files are not supported yet, so this checkpoint cannot be imported")
+            past[graph] = (f"{params / 1e6:.0f} M parameters = {4 * params / 1e9:.2f} GB of float32 weights, past "
+                           "protobuf's 2 GB limit for one ONNX file")
+    return past
 
 
 def manifest_fields(*, name: str, fmt: str, path: Path, source: dict, arch: ImportedArchitecture,
@@ -211,6 +212,7 @@ class PreparedImport:
     model: ImportedModel
     fields: dict
     mask_ratio: float
+    external_data: frozenset[str]
 
 
 def prepare_import(opts: argparse.Namespace) -> PreparedImport:
@@ -225,7 +227,6 @@ def prepare_import(opts: argparse.Namespace) -> PreparedImport:
     layout = read_layout(state, opts.format)
     expected = expected_shapes(layout)
     check_keys(state, {k: v for shapes in expected.values() for k, v in shapes.items()}, opts.format)
-    check_protobuf_limit(expected)
 
     # 2. what the weights cannot tell
     heads, heads_from = decide_heads(layout.encoder.width, opts.num_heads, "--num-heads", released.ENCODER_HEADS,
@@ -271,7 +272,12 @@ def prepare_import(opts: argparse.Namespace) -> PreparedImport:
 
     # 3. the modules (holding the checkpoint's tensors) and the manifest fields
     fields = manifest_fields(name=name, fmt=opts.format, path=path, source=source, arch=arch, decided=decided)
-    return PreparedImport(arch=arch, model=build_model(arch, state), fields=fields, mask_ratio=mask_ratio)
+    past = graphs_past_protobuf_limit(expected)
+    for graph, why in past.items():
+        print(f"{graph}: {why}: its weights go to external data", flush=True)
+    external = frozenset(expected) if opts.external_data else frozenset(past)
+    return PreparedImport(arch=arch, model=build_model(arch, state), fields=fields, mask_ratio=mask_ratio,
+                          external_data=external)
 
 
 def import_checkpoint(opts: argparse.Namespace) -> dict:
@@ -280,7 +286,7 @@ def import_checkpoint(opts: argparse.Namespace) -> dict:
     model = prepared.model
     graphs = build_graphs(stem=model.stem, encoder=model.encoder, decoder=model.decoder, masking=model.masking)
     return export.export_bundle(graphs=graphs, config=prepared.arch, fields=prepared.fields, output=Path(opts.output),
-                                mask_ratio=prepared.mask_ratio, opset=opts.opset)
+                                mask_ratio=prepared.mask_ratio, opset=opts.opset, external_data=prepared.external_data)
 
 
 def _bool(text: str) -> bool:
@@ -316,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default ImageNet 0.485 0.456 0.406")
     p.add_argument("--eval-std", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
                    help="default ImageNet 0.229 0.224 0.225")
+    p.add_argument("--external-data", action="store_true",
+                   help="store every graph's weights in <graph>.onnx.data (default: only graphs past 2 GB, e.g. ViT-H)")
     p.add_argument("--opset", type=int, default=export.DEFAULT_OPSET, help="ONNX opset (>= 17)")
     return p
 
