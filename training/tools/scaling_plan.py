@@ -97,15 +97,18 @@ def main(argv: list[str] | None = None) -> int:
                 todo.append((method, e, run_dir, hours))
     print(f"projected machine-hours still to train: {total:.2f} (limit {args.max_hours:g})", file=sys.stderr)
     if total > args.max_hours:
+        # Budgets are kept or cut whole (both methods), smallest first: the curve compares methods per budget.
         keep, running = [], 0.0
-        for method, e, run_dir, hours in todo:
-            if running + hours <= args.max_hours:
-                keep.append(run_dir.name)
-                running += hours
-        cut = [r[2].name for r in todo if r[2].name not in keep]
-        print(f"over {args.max_hours:g} h: within the limit fit {keep or 'none'} ({running:.2f} h); "
-              f"cut {cut}, or lower the largest budget, or raise MAX_HOURS once the machine is free for it. "
-              f"Nothing started.", file=sys.stderr)
+        for e in epochs:
+            hours = sum(h for _, run_e, _, h in todo if run_e == e)
+            if running + hours > args.max_hours:
+                break
+            keep.append(e)
+            running += hours
+        cut = [e * per_epoch for e in epochs if e not in keep]
+        print(f"over {args.max_hours:g} h: the budgets of {[e * per_epoch for e in keep] or 'none'} images fit "
+              f"({running:.2f} h); cut {cut} (both methods), lower the largest budget, or raise MAX_HOURS once "
+              f"the machine is free for it. Nothing started.", file=sys.stderr)
         return 3
     for method, e, run_dir, _ in todo:
         print(f"{method} {e} {run_dir}")
