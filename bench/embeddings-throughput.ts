@@ -1,22 +1,30 @@
 /**
  * `npm run bench:embeddings [-- --seconds 10 --concurrency 1,8,32 --photos DIR -- <server flags>]`
  *
- * Loopback throughput of POST /v1/embeddings against `npm start` (a child process, default config unless
- * server flags follow a second `--`), at each concurrency: images/s and p50/p99 latency, each request one
- * real photo (raw image/jpeg body, 412-1280 px sides, from ../shared/data/photos) that the service decodes,
- * resizes and normalises. In the same run, a bare onnxruntime-node session on the same encoder.onnx is fed
- * ready tensors (the same photos, preprocessed once) at batch sizes 1..32; its best images/s is the
- * reference. Prints a table and the ratio HTTP / bare at the highest concurrency (target >= 0.9).
+ * In one run, on the 30 photos of ../shared/data/photos (412-1280 px JPEGs):
+ * 1. HTTP: POST /v1/embeddings against the server (a child process, default config unless server flags
+ *    follow a second `--`), each request one photo, as a raw image/jpeg body and as multipart, at each
+ *    concurrency: images/s, p50/p99 latency, and the CPU seconds of this load generator;
+ * 2. the in-process pipeline: the server's own modules (buildApp: decode admission, eval transform,
+ *    batcher, onnxruntime) with the same settings, 32 images in flight, no HTTP;
+ * 3. decode-only (decode + eval transform, 32 in flight) and encoder-only (a bare onnxruntime session on
+ *    ready tensors, batch 1..32; the best batch) images/s.
+ * Any answer other than 200 fails the run. Goal (issue 11): multipart HTTP at concurrency 32 >= 0.85 x the
+ * in-process pipeline, with p99 <= 1 s.
  * --max-side N shrinks the photos first, which separates the serving stack's cost from the decoding of big JPEGs.
  * --models-dir DIR --model NAME benchmarks another bundle (the server loads only that one).
  */
 import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
 import { readBundle } from '../src/bundles/bundle-reader.js'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { embedImages } from '../src/features/embed.js'
 import { inspectImage } from '../src/imaging/decode.js'
 import { applyEvalTransform } from '../src/imaging/eval-transform.js'
 
@@ -57,26 +65,81 @@ async function freePort (): Promise<number> {
   })
 }
 
-async function httpLevel (url: string, concurrency: number): Promise<{ imagesPerSecond: number, p50: number, p99: number, errors: number }> {
+interface Level { imagesPerSecond: number, p50: number, p99: number, errors: number, clientCpuSeconds: number }
+
+/** Runs `concurrency` loops of `once` for SECONDS; every non-200 is counted (and fails the run). */
+async function level (concurrency: number, seconds: number, once: (i: number) => Promise<number>): Promise<Level> {
   const latencies: number[] = []
   let errors = 0
   let next = 0
-  const end = performance.now() + SECONDS * 1000
+  const end = performance.now() + seconds * 1000
   const worker = async (): Promise<void> => {
     while (performance.now() < end) {
-      const body = photos[next++ % photos.length]
       const start = performance.now()
-      const response = await fetch(`${url}/v1/embeddings?model=${MODEL}`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body })
-      await response.arrayBuffer()
-      if (response.status === 200) latencies.push(performance.now() - start)
-      else errors++
+      const status = await once(next++)
+      if (status === 200) latencies.push(performance.now() - start)
+      else { errors++; if (errors === 1) console.error(`a request answered ${status}`) }
     }
   }
+  const cpu = process.cpuUsage()
   const t0 = performance.now()
   await Promise.all(Array.from({ length: concurrency }, worker))
   const elapsed = (performance.now() - t0) / 1000
+  const used = process.cpuUsage(cpu)
   latencies.sort((a, b) => a - b)
-  return { imagesPerSecond: latencies.length / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), errors }
+  return { imagesPerSecond: latencies.length / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), errors, clientCpuSeconds: (used.user + used.system) / 1e6 }
+}
+
+type Form = 'raw' | 'multipart'
+
+async function httpLevel (url: string, concurrency: number, form: Form): Promise<Level> {
+  return await level(concurrency, SECONDS, async (i) => {
+    const photo = photos[i % photos.length]
+    let init: RequestInit
+    if (form === 'raw') {
+      init = { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(photo) }
+    } else {
+      const body = new FormData()
+      body.append('image', new Blob([new Uint8Array(photo)], { type: 'image/jpeg' }), 'photo.jpg')
+      init = { method: 'POST', body }
+    }
+    const response = await fetch(`${url}/v1/embeddings?model=${MODEL}`, init)
+    await response.arrayBuffer()
+    return response.status
+  })
+}
+
+/** The server's own pipeline without HTTP: buildApp's registry and imaging settings, 32 images in flight. */
+async function inProcess (): Promise<Level> {
+  const config = loadConfig({ argv: ['--models-dir', MODELS_DIR, '--models', MODEL, '--default-model', MODEL, '--log-level', 'warn', ...serverArgs] })
+  const app = await buildApp(config, { logger: false })
+  await app.models.warmUp(config.maxBatchSize)
+  const model = app.models.get(MODEL)
+  try {
+    const run = async (i: number): Promise<number> => {
+      await embedImages(model, [photos[i % photos.length]], config, { pooling: 'mean', normalize: true, includePatchTokens: false }, {}, app.metrics)
+      return 200
+    }
+    await level(8, 1, run) // warm-up
+    return await level(32, SECONDS, run)
+  } finally {
+    await app.close()
+  }
+}
+
+/** Decode + eval transform only (the server's modules and settings), 32 in flight. */
+async function decodeOnly (): Promise<Level> {
+  const config = loadConfig({ argv: ['--models-dir', MODELS_DIR, '--models', MODEL, '--default-model', MODEL, '--log-level', 'warn', ...serverArgs] })
+  const app = await buildApp(config, { logger: false }) // configures the decode admission and transform pool as the server does
+  const transform = app.models.get(MODEL).manifest.eval_transform
+  try {
+    return await level(32, Math.min(SECONDS, 5), async (i) => {
+      await applyEvalTransform(await inspectImage(photos[i % photos.length], config), transform)
+      return 200
+    })
+  } finally {
+    await app.close()
+  }
 }
 
 async function bareSession (): Promise<Array<{ batch: number, imagesPerSecond: number }>> {
@@ -85,7 +148,8 @@ async function bareSession (): Promise<Array<{ batch: number, imagesPerSecond: n
   const limits = { maxImageBytes: 1e9, maxImagePixels: 1e9, minImageSide: 1, allowedFormats: ['jpeg', 'png'] }
   const S = m.eval_transform.center_crop
   const L = m.num_patches
-  const ready = await Promise.all(photos.map(async (p) => (await applyEvalTransform(await inspectImage(p, limits), m.eval_transform)).pixels))
+  const ready: Float32Array[] = []
+  for (const p of photos) ready.push((await applyEvalTransform(await inspectImage(p, limits), m.eval_transform)).pixels)
   // the same session options as the service (src/inference/onnx-backend.ts)
   const session = await ort.InferenceSession.create(bundle.graphPaths.encoder!, { graphOptimizationLevel: 'all', executionProviders: ['cpu'], extra: { 'session.intra_op.allow_spinning': '0' } })
   const out: Array<{ batch: number, imagesPerSecond: number }> = []
@@ -118,20 +182,33 @@ async function main (): Promise<void> {
     const info = await (await fetch(`${url}/v1/models`)).json() as { data: Array<{ id: string, batching: unknown, execution_provider: string }> }
     console.log(`# ${photos.length} photos from ${PHOTOS}${MAX_SIDE > 0 ? ` shrunk to a longer side of ${MAX_SIDE} px` : ''}, mean ${Math.round(photos.reduce((a, p) => a + p.length, 0) / photos.length / 1024)} KiB; model ${MODEL}; server flags: ${serverArgs.join(' ') || '(defaults)'}; ${SECONDS}s per level`)
     console.log(`# batching ${JSON.stringify(info.data.find((m) => m.id === MODEL)?.batching)}, execution provider ${info.data[0].execution_provider}`)
-    await httpLevel(url, 4) // warm the connection pool and JIT
-    const rows: Array<{ concurrency: number, imagesPerSecond: number, p50: number, p99: number, errors: number }> = []
-    for (const c of CONCURRENCY) {
-      const r = await httpLevel(url, c)
-      rows.push({ concurrency: c, ...r })
-      console.log(`HTTP  concurrency ${String(c).padStart(3)}: ${r.imagesPerSecond.toFixed(1).padStart(7)} images/s  p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  errors ${r.errors}`)
+    await httpLevel(url, 4, 'raw') // warm the connection pool and JIT
+    let errors = 0
+    const rows: Array<Level & { concurrency: number, form: Form }> = []
+    console.log('| body | concurrency | images/s | p50 ms | p99 ms | load generator CPU s | non-200 |')
+    console.log('|---|---|---|---|---|---|---|')
+    for (const form of ['raw', 'multipart'] as const) {
+      for (const c of CONCURRENCY) {
+        const r = await httpLevel(url, c, form)
+        errors += r.errors
+        rows.push({ concurrency: c, form, ...r })
+        console.log(`| ${form === 'raw' ? 'image/jpeg' : 'multipart'} | ${c} | ${r.imagesPerSecond.toFixed(1)} | ${r.p50.toFixed(0)} | ${r.p99.toFixed(0)} | ${r.clientCpuSeconds.toFixed(1)} of ${SECONDS} | ${r.errors} |`)
+      }
     }
     child.kill('SIGTERM')
     await new Promise((resolve) => child.once('exit', resolve))
+    const pipeline = await inProcess()
+    errors += pipeline.errors
+    console.log(`in-process pipeline (32 in flight, the server's modules and settings): ${pipeline.imagesPerSecond.toFixed(1)} images/s, p50 ${pipeline.p50.toFixed(0)} ms, p99 ${pipeline.p99.toFixed(0)} ms`)
+    const decode = await decodeOnly()
+    console.log(`decode + eval transform only (32 in flight): ${decode.imagesPerSecond.toFixed(1)} images/s`)
     const bare = await bareSession()
-    for (const b of bare) console.log(`bare  batch ${String(b.batch).padStart(3)}: ${b.imagesPerSecond.toFixed(1).padStart(7)} images/s (ready tensors)`)
     const best = bare.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a))
-    const top = rows[rows.length - 1]
-    console.log(`ratio HTTP (concurrency ${top.concurrency}) / bare (batch ${best.batch}): ${(top.imagesPerSecond / best.imagesPerSecond).toFixed(3)}  (target >= 0.9)`)
+    console.log(`encoder only (bare session, ready tensors): ${bare.map((b) => `batch ${b.batch} ${b.imagesPerSecond.toFixed(0)}`).join(', ')} images/s; best batch ${best.batch}`)
+    const top = rows.filter((r) => r.form === 'multipart').at(-1)!
+    console.log(`ratio multipart HTTP (concurrency ${top.concurrency}) / in-process pipeline: ${(top.imagesPerSecond / pipeline.imagesPerSecond).toFixed(3)} (goal >= 0.85), p99 ${top.p99.toFixed(0)} ms (goal <= 1000)`)
+    console.log(`cpu: ${(readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown')}, ${availableParallelism()} cores`)
+    if (errors > 0) { console.error(`${errors} answers were not 200: the run fails`); process.exitCode = 1 }
   } finally {
     if (child.exitCode === null) child.kill('SIGTERM')
   }

@@ -73,6 +73,6 @@ for (const mode of modes) {
     meanDiffs.push(sum / px.length)
   })
   const cos = r.embeddings.map((e, i) => e.reduce((a, x, d) => a + x * exact.embeddings[i][d], 0))
-  console.log(`| ${mode} | ${mean(r.cpuMs).toFixed(1)} | ${max.toFixed(3)} / ${mean(meanDiffs).toFixed(4)} | ${Math.min(...cos).toFixed(4)} / ${mean(cos).toFixed(4)} |`)
+  console.log(`| ${mode} | ${mean(r.cpuMs).toFixed(1)} | ${max.toFixed(3)} / ${mean(meanDiffs).toFixed(4)} | ${Math.min(...cos).toFixed(5)} / ${mean(cos).toFixed(5)} |`)
 }
 await session.release()

@@ -17,12 +17,14 @@ import { ApiError } from './errors.js'
 import { ModelRegistry, type BackendFactory } from './bundles/model-registry.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { ClassifierStoreService } from './storage/store-service.js'
-import { setResizeBackend } from './imaging/eval-transform.js'
+import { availableParallelism } from 'node:os'
+import { configureImaging } from './imaging/eval-transform.js'
+import { DecodeAdmission } from './imaging/decode-admission.js'
 import apiKeyAuth from './http/plugins/api-keys.js'
 import bodyParsers from './http/ingestion/body-parsers.js'
 import { createRequestAjv } from './http/ingestion/options.js'
 import openapi from './http/plugins/openapi.js'
-import problemJson from './http/plugins/problem-json.js'
+import problemJson, { clientErrorHandler } from './http/plugins/problem-json.js'
 import requestContext from './http/plugins/request-context.js'
 import requestMetrics from './http/plugins/request-metrics.js'
 import { ProblemSchema } from './http/schemas/common.js'
@@ -74,19 +76,32 @@ const API_ROUTES = [
 const VERSION = (JSON.parse(readFileSync(packageUrl('package.json'), 'utf8')) as { version: string }).version
 
 export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const metrics = deps.metrics ?? createMetrics()
   const app = Fastify({
     logger: deps.logger ?? { level: config.logLevel },
     bodyLimit: config.bodyLimitBytes,
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     return503OnClosing: false, // the draining hook below answers with a problem body instead
-    forceCloseConnections: 'idle'
+    forceCloseConnections: 'idle',
+    // Node's own limit on receiving a request, a backstop behind the body reader's deadline (408 REQUEST_TIMEOUT)
+    requestTimeout: config.requestDeadlineMs + 5_000,
+    clientErrorHandler: clientErrorHandler(metrics)
   })
   app.setValidatorCompiler(buildValidatorCompiler())
   sharp.concurrency(config.sharpConcurrency)
-  setResizeBackend(config.preprocessResize)
+  const cores = availableParallelism()
+  configureImaging({
+    resizeBackend: config.preprocessResize,
+    resampleWorkers: config.resampleWorkers === 0 ? cores : config.resampleWorkers,
+    admission: new DecodeAdmission({
+      maxConcurrent: config.decodeConcurrency === 0 ? cores : config.decodeConcurrency,
+      budgetBytes: config.decodeBudgetBytes,
+      retryAfterSeconds: config.retryAfterSeconds,
+      onChange: (state) => { metrics.decodeAdmittedBytes.set(state.admittedBytes); metrics.decodeWaiting.set(state.waiting) }
+    })
+  })
 
-  const metrics = deps.metrics ?? createMetrics()
   const registry = deps.registry ?? await ModelRegistry.load(config, { logger: app.log, metrics, backendFactory: deps.backendFactory })
   app.decorate('config', config)
   app.decorate('models', registry)

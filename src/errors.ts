@@ -26,6 +26,7 @@ export const ERRORS = {
   REQUEST_OPTION_UNKNOWN: { status: 400, title: 'The request names an option this route does not have' },
   REQUEST_TOO_MANY_PARTS: { status: 413, title: 'The multipart body has more parts or text fields than the route accepts' },
   REQUEST_FIELD_TOO_LARGE: { status: 413, title: 'A multipart text field is larger than its limit' },
+  REQUEST_HEADERS_TOO_LARGE: { status: 431, title: 'The request headers are larger than the HTTP parser accepts' },
   // authentication
   AUTH_KEY_MISSING: { status: 401, title: 'An API key is required' },
   AUTH_KEY_INVALID: { status: 401, title: 'The API key is not valid' },
@@ -74,6 +75,7 @@ export const ERRORS = {
   DATABASE_UNAVAILABLE: { status: 503, title: 'The classifier store cannot be reached; embeddings are still served' },
   // capacity
   QUEUE_FULL: { status: 503, title: 'The inference queue is full; retry after the Retry-After delay' },
+  DECODE_BUDGET_EXCEEDED: { status: 503, title: 'Too many decoded image bytes are in flight; retry after the Retry-After delay' },
   DEADLINE_EXCEEDED: { status: 504, title: 'The request did not finish before its deadline' },
   SERVICE_UNAVAILABLE: { status: 503, title: 'The service is starting or shutting down' },
   // bugs and unknown failures; details are logged, never sent

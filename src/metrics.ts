@@ -24,6 +24,8 @@ export interface Metrics {
   queueDepth: Gauge<'model' | 'graph'>
   rejections: Counter<'reason'>
   preprocessDuration: Histogram<'stage'>
+  decodeAdmittedBytes: Gauge
+  decodeWaiting: Gauge
   imagePixels: Histogram
   classifiers: Gauge
   classifierFitDuration: Histogram<'method'>
@@ -47,6 +49,8 @@ export function createMetrics (options: { defaultMetrics?: boolean } = {}): Metr
     queueDepth: new Gauge({ name: 'clmae_queue_depth', help: 'images waiting in a graph queue', labelNames: ['model', 'graph'], registers }),
     rejections: new Counter({ name: 'clmae_rejections_total', help: 'refused or dropped requests by reason (an error code)', labelNames: ['reason'], registers }),
     preprocessDuration: new Histogram({ name: 'clmae_preprocess_duration_seconds', help: 'image preprocessing time by stage (decode: sharp decode + orient; resize: Pillow-exact resample of the crop window; normalize: mean/std to CHW float32)', labelNames: ['stage'], buckets: STAGE_BUCKETS, registers }),
+    decodeAdmittedBytes: new Gauge({ name: 'clmae_decode_admitted_bytes', help: 'decoded image bytes admitted (decoding or waiting for a decode slot)', registers }),
+    decodeWaiting: new Gauge({ name: 'clmae_decode_waiting', help: 'images waiting for a decode slot', registers }),
     imagePixels: new Histogram({ name: 'clmae_image_pixels', help: 'decoded input image size (width x height)', buckets: PIXEL_BUCKETS, registers }),
     classifiers: new Gauge({ name: 'clmae_classifiers', help: 'few-shot classifiers in the store', registers }),
     classifierFitDuration: new Histogram({ name: 'clmae_classifier_fit_seconds', help: 'time to fit (or refit) a few-shot classifier, cross-validation included', labelNames: ['method'], buckets: DURATION_BUCKETS, registers }),

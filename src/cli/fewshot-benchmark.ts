@@ -22,6 +22,7 @@ import { ModelRegistry, type LoadedModel } from '../bundles/model-registry.js'
 import { architectureName } from '../bundles/manifest.js'
 import { loadConfig, type Config } from '../config.js'
 import { embedPixels, preprocessImages, type Pooling } from '../features/embed.js'
+import { setResizeBackend } from '../imaging/eval-transform.js'
 import { PROBE_METHODS, type ProbeMethod } from '../fewshot/classifiers.js'
 import { encoderSha256 } from '../fewshot/embed-examples.js'
 import { createMatrix } from '../fewshot/matrix.js'
@@ -70,6 +71,8 @@ export interface BenchmarkReport {
   method: ProbeMethod
   pooling: Pooling
   normalize: boolean
+  /** the eval transform's resize mode (--preprocess-resize): pillow = exact, sharp = the fast path */
+  preprocess_resize: string
   shots: number[]
   seeds: number[]
   models: Record<string, { encoder_sha256: string, method: string, config: string }>
@@ -150,6 +153,7 @@ const USAGE = `usage: node --import tsx src/cli/fewshot-benchmark.ts --data DIR 
   --max-test-per-class N     cap on test images per class (default 50)
   --split-test-fraction F    test share for data sets without splits (default 0.2)   --split-seed N (default 0)
   --pixels P                 pixel baseline side (default 16; 0 = no baseline)
+  --preprocess-resize MODE   pillow (exact) or sharp (fast path); default: the service's default
   --out-json FILE            --out-md FILE`
 
 export async function main (argv: string[]): Promise<BenchmarkReport | undefined> {
@@ -168,6 +172,7 @@ export async function main (argv: string[]): Promise<BenchmarkReport | undefined
       'split-test-fraction': { type: 'string', default: '0.2' },
       'split-seed': { type: 'string', default: '0' },
       pixels: { type: 'string', default: '16' },
+      'preprocess-resize': { type: 'string' },
       'out-json': { type: 'string' },
       'out-md': { type: 'string' },
       help: { type: 'boolean', default: false }
@@ -191,7 +196,8 @@ export async function main (argv: string[]): Promise<BenchmarkReport | undefined
   const splitSeed = ints(values['split-seed'], '--split-seed')[0]
   const pixelSide = ints(values.pixels, '--pixels')[0]
 
-  const base = loadConfig({ env: process.env, argv: [] })
+  const base = loadConfig({ env: process.env, argv: values['preprocess-resize'] !== undefined ? ['--preprocess-resize', values['preprocess-resize']] : [] })
+  setResizeBackend(base.preprocessResize)
   const modelNames = values.model ?? [base.defaultModel]
   // Larger batches than the service default: the CLI is the only client. Same batcher code path.
   const config = loadConfig({ env: process.env, argv: [], overrides: { modelsDir: values['models-dir'] ?? base.modelsDir, models: modelNames, defaultModel: modelNames[0], maxBatchSize: CHUNK, maxWaitMs: 0, logLevel: 'warn' } })
@@ -206,6 +212,7 @@ export async function main (argv: string[]): Promise<BenchmarkReport | undefined
     method,
     pooling,
     normalize,
+    preprocess_resize: base.preprocessResize,
     shots,
     seeds,
     models: Object.fromEntries(models.map((m) => [m.id, { encoder_sha256: encoderSha256(m), method: m.manifest.method, config: architectureName(m.manifest) }])),

@@ -8,7 +8,8 @@ import { embedImages, type Pooling } from '../features/embed.js'
 import type { ImageLimits } from '../imaging/decode.js'
 import type { RunOptions } from '../inference/batcher.js'
 import type { Metrics } from '../metrics.js'
-import { shiftItemErrors } from '../item-errors.js'
+import { ApiError, type ItemError } from '../errors.js'
+import { itemFailure } from '../item-errors.js'
 
 export interface EmbedChunksOptions {
   pooling: Pooling
@@ -22,15 +23,22 @@ export interface EmbedChunksOptions {
 /** images (N encoded files) -> N embeddings of D values, in order. */
 export async function embedInChunks (model: LoadedModel, images: Buffer[], options: EmbedChunksOptions): Promise<Float32Array[]> {
   const out: Float32Array[] = []
+  const failures: ItemError[] = []
+  let headers: Record<string, string> | undefined
   for (let start = 0; start < images.length; start += options.chunkSize) {
     const chunk = images.slice(start, start + options.chunkSize)
     try {
       const result = await embedImages(model, chunk, options.limits, { pooling: options.pooling, normalize: options.normalize, includePatchTokens: false }, options.run ?? {}, options.metrics)
       out.push(...result.embeddings)
     } catch (error) {
-      throw shiftItemErrors(error, start, images.length) // per-item indexes: positions in `images`, not in the chunk
+      // images that failed are collected over every chunk (indexes: positions in `images`); other failures end it
+      if (!(error instanceof ApiError) || error.errors === undefined) throw error
+      headers ??= error.headers
+      failures.push(...error.errors.map((e) => ({ ...e, index: e.index + start })))
     }
   }
+  const failure = itemFailure(failures, images.length, headers)
+  if (failure !== null) throw failure
   return out
 }
 

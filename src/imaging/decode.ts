@@ -17,6 +17,8 @@ export interface ImageLimits {
 
 export interface ImageSource {
   bytes: Buffer
+  /** the pixel limit the pipeline enforces */
+  maxImagePixels: number
   /** sharp's format name: jpeg, png, webp, gif, tiff, ... */
   format: string
   /** size after EXIF orientation, first frame only */
@@ -33,14 +35,10 @@ export interface RgbImage {
   height: number
 }
 
-/** Reads the header only and checks every limit. Decoding happens later, in the caller's pipeline. */
-export async function inspectImage (bytes: Buffer, limits: ImageLimits): Promise<ImageSource> {
-  if (bytes.length === 0) throw new ApiError('IMAGE_MISSING', 'an image is empty (0 bytes)')
-  if (bytes.length > limits.maxImageBytes) {
-    throw new ApiError('IMAGE_TOO_LARGE', `an image has ${bytes.length} bytes; the limit is ${limits.maxImageBytes}`)
-  }
-  const pipeline = (): sharp.Sharp => sharp(bytes, {
-    limitInputPixels: limits.maxImagePixels,
+/** The sharp pipeline every decode starts from (also built in the resample worker, from the same bytes). */
+export function decodePipeline (bytes: Buffer | Uint8Array, maxImagePixels: number): sharp.Sharp {
+  return sharp(bytes, {
+    limitInputPixels: maxImagePixels,
     failOn: 'error', // truncated or corrupt data is an error, not a grey tail
     autoOrient: true,
     // the stored RGB values, as PIL's convert('RGB') in training: sharp would otherwise convert an embedded
@@ -49,6 +47,15 @@ export async function inspectImage (bytes: Buffer, limits: ImageLimits): Promise
     pages: 1, // first frame of an animation
     page: 0
   })
+}
+
+/** Reads the header only and checks every limit. Decoding happens later, in the caller's pipeline. */
+export async function inspectImage (bytes: Buffer, limits: ImageLimits): Promise<ImageSource> {
+  if (bytes.length === 0) throw new ApiError('IMAGE_MISSING', 'an image is empty (0 bytes)')
+  if (bytes.length > limits.maxImageBytes) {
+    throw new ApiError('IMAGE_TOO_LARGE', `an image has ${bytes.length} bytes; the limit is ${limits.maxImageBytes}`)
+  }
+  const pipeline = (): sharp.Sharp => decodePipeline(bytes, limits.maxImagePixels)
   let meta: sharp.Metadata
   try {
     meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata()
@@ -70,7 +77,7 @@ export async function inspectImage (bytes: Buffer, limits: ImageLimits): Promise
   if (Math.min(width, height) < limits.minImageSide) {
     throw new ApiError('IMAGE_TOO_SMALL', `an image is ${width} x ${height}; the shortest side must be at least ${limits.minImageSide} pixels`)
   }
-  return { bytes, format, width, height, pipeline }
+  return { bytes, maxImagePixels: limits.maxImagePixels, format, width, height, pipeline }
 }
 
 /** Runs a pipeline to 8-bit RGB pixels, mapping decode failures to IMAGE_* errors. */

@@ -12,7 +12,9 @@
 import type { EvalTransform } from '../bundles/manifest.js'
 import type { Metrics } from '../metrics.js'
 import { toRgb, type ImageSource } from './decode.js'
+import { DecodeAdmission } from './decode-admission.js'
 import { resampleRgb } from './resample.js'
+import { TransformPool } from './transform-pool.js'
 
 export interface TransformedImage {
   /** (3, S, S) float32, normalised, channel first; S = center_crop */
@@ -20,6 +22,8 @@ export interface TransformedImage {
   /** the S x S x 3 uint8 crop before normalisation (for panels and overlays) */
   crop: Buffer
   size: number
+  /** the resize that ran (an upscale is always 'pillow') */
+  resize: ResizeBackend
 }
 
 /** Python's round(): halves go to the even neighbour (torchvision's crop offsets use it). */
@@ -39,9 +43,12 @@ export function resizedSize (width: number, height: number, shorter: number): { 
  * - 'pillow' (default): Pillow's algorithm in TypeScript on the fully decoded image; equals the training
  *   transform (0 difference on the parity fixtures) at about 3 to 4 times the CPU of 'sharp' per photo,
  *   part of it on the main thread;
- * - 'sharp': libvips resize (cubic/linear kernel, fastShrinkOnLoad off), then the crop; cheaper, but up to
- *   about 0.2 apart after normalisation (mean about 0.01) on downscales. Upscales always use 'pillow'
- *   (libvips shifts them by half a pixel).
+ * - 'sharp', the fast path: libvips resize (cubic/linear kernel) then the crop. With fastShrinkOnLoad
+ *   off, sharp still decodes a JPEG at 1/2, 1/4 or 1/8 scale when the target is far smaller, but keeps at
+ *   least a factor of two for the cubic filter (sharp's pipeline.cc), so a 12 MP photo is never decoded
+ *   whole. Cheaper, but up to about 0.9 apart after normalisation (mean about 0.01) on downscales; the
+ *   embeddings stay within cosine 0.9998 of the exact ones on the 30 photos (bench:preprocess).
+ *   Upscales always use 'pillow' (libvips shifts them by half a pixel). 'pillow' never shrinks on load.
  */
 export type ResizeBackend = 'pillow' | 'sharp'
 let resizeBackend: ResizeBackend = 'pillow'
@@ -50,7 +57,46 @@ export function setResizeBackend (backend: ResizeBackend): void {
   resizeBackend = backend
 }
 
-export async function applyEvalTransform (source: ImageSource, transform: EvalTransform, metrics?: Metrics): Promise<TransformedImage> {
+export function getResizeBackend (): ResizeBackend {
+  return resizeBackend
+}
+
+/**
+ * Process-wide, like sharp's own thread pool: the decode admission (decode-admission.ts; the budget is
+ * per process) and the worker threads of the exact transform (transform-pool.ts). app.ts configures them
+ * from the settings; without configuration (scripts, unit tests) decodes are not admitted and the
+ * resampler runs inline.
+ */
+let admission: DecodeAdmission | undefined
+let pool: TransformPool | undefined
+
+export function configureImaging (options: { resizeBackend: ResizeBackend, admission?: DecodeAdmission, resampleWorkers?: number }): void {
+  resizeBackend = options.resizeBackend
+  admission = options.admission
+  const size = options.resampleWorkers ?? 0
+  if (size === 0) { pool = undefined; return } // inline (a replaced pool's idle workers do not hold the process)
+  if (pool === undefined || pool.size !== size) pool = pools.get(size) ?? new TransformPool(size)
+  pools.set(size, pool)
+}
+
+/** every pool made, by size, so that reconfiguring (tests, several apps in one process) reuses them */
+const pools = new Map<number, TransformPool>()
+
+/** Decoded bytes an image costs: what its decode allocates (RGB at the decoded size). */
+export function decodedBytes (source: ImageSource): number {
+  return source.width * source.height * 3
+}
+
+/**
+ * The eval transform of one image, admitted first (decode-admission.ts) when admission is configured:
+ * 503 DECODE_BUDGET_EXCEEDED when its decoded bytes do not fit the budget; `signal` ends a wait for a slot.
+ */
+export async function applyEvalTransform (source: ImageSource, transform: EvalTransform, metrics?: Metrics, signal?: AbortSignal): Promise<TransformedImage> {
+  if (admission === undefined) return await transformImage(source, transform, metrics)
+  return await admission.run(decodedBytes(source), async () => await transformImage(source, transform, metrics), signal)
+}
+
+async function transformImage (source: ImageSource, transform: EvalTransform, metrics?: Metrics): Promise<TransformedImage> {
   const t0 = performance.now()
   const target = resizedSize(source.width, source.height, transform.resize_shorter_side)
   const S = transform.center_crop
@@ -65,6 +111,9 @@ export async function applyEvalTransform (source: ImageSource, transform: EvalTr
       .resize(target.width, target.height, { fit: 'fill', kernel: transform.interpolation === 'bicubic' ? 'cubic' : 'linear', fastShrinkOnLoad: false })
       .extract({ left, top, width: S, height: S })) // extract after resize: crops the resized image
     tDecoded = performance.now()
+  } else if (pool !== undefined) { // decode and resample on a worker thread: nothing full-size on this one
+    rgb = await pool.transform(source.bytes, source.maxImagePixels, target.width, target.height, transform.interpolation, { left, top, width: S, height: S })
+    tDecoded = performance.now() // (the stages run together there: 'decode' holds both)
   } else {
     const decoded = await toRgb(source.pipeline()) // (H, W, 3) uint8, oriented, first frame
     tDecoded = performance.now()
@@ -94,5 +143,5 @@ export async function applyEvalTransform (source: ImageSource, transform: EvalTr
     metrics.preprocessDuration.observe({ stage: 'normalize' }, (performance.now() - t1) / 1000)
     metrics.imagePixels.observe(source.width * source.height)
   }
-  return { pixels, crop, size: S }
+  return { pixels, crop, size: S, resize: resizeBackend === 'sharp' && downscale ? 'sharp' : 'pillow' }
 }

@@ -49,7 +49,7 @@ test('computeMaskMap: top-K mask of the reference at the bundle ratio, heatmaps 
   const S = model.manifest.image_size
   const plane = 3 * S * S
   for (let n = 0; n < ref.input.shape[0]; n++) {
-    const image = { pixels: input.slice(n * plane, (n + 1) * plane), crop: Buffer.from(ref.pixels[n].base64, 'base64'), size: S }
+    const image = { pixels: input.slice(n * plane, (n + 1) * plane), crop: Buffer.from(ref.pixels[n].base64, 'base64'), size: S, resize: 'pillow' as const }
     const result = await computeMaskMap(model, image, { heatmap: n === 0 ? 'overlay' : 'png' })
     assert.equal(result.numKept, ref.reconstructions.learned?.num_kept)
     assert.deepEqual(Array.from(result.mask), ref.reconstructions.learned?.mask[n])

@@ -17,7 +17,7 @@ after(async () => { await registry.close() })
 function imageOf (ref: Reference, n: number, S: number): TransformedImage {
   const input = decodeF32(ref.input)
   const plane = 3 * S * S
-  return { pixels: input.slice(n * plane, (n + 1) * plane), crop: Buffer.from(ref.pixels[n].base64, 'base64'), size: S }
+  return { pixels: input.slice(n * plane, (n + 1) * plane), crop: Buffer.from(ref.pixels[n].base64, 'base64'), size: S, resize: 'pillow' }
 }
 
 for (const name of ['clmae-vit-mini-p8-64', 'mae-vit-mini-p8-64']) {

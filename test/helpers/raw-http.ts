@@ -50,7 +50,7 @@ export async function rawRequest (origin: string, request: RawRequest): Promise<
     socket.on('error', () => resolve())
   })
   const timer = setTimeout(() => socket.destroy(), request.timeoutMs ?? 10_000)
-  await new Promise<void>((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
+  await Promise.race([new Promise<void>((resolve) => socket.once('connect', resolve)), done]) // done: closed or failed first
   const head = [`${request.method} ${request.path} HTTP/1.1`, `Host: ${hostname}:${port}`, 'Connection: close',
     ...(request.headers ?? []).map(([k, v]) => `${k}: ${v}`)].join('\r\n') + '\r\n\r\n'
   const write = async (data: Buffer | string): Promise<void> => {
@@ -60,6 +60,7 @@ export async function rawRequest (origin: string, request: RawRequest): Promise<
   await write(head)
   for (const chunk of request.body ?? []) {
     if (request.chunkDelayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, request.chunkDelayMs))
+    if (socket.destroyed || socket.writableEnded) break // the server closed the connection: stop sending
     await write(chunk)
   }
   if (request.halfClose === true && !socket.destroyed) socket.end()

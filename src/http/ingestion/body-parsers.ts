@@ -33,6 +33,8 @@ export class MultipartBody {
 export const RAW_IMAGE_MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/tiff', 'image/avif', 'image/heif', 'application/octet-stream']
 
 async function read (request: FastifyRequest, payload: IncomingMessage | Readable): Promise<Buffer> {
+  // an unknown route reads no body: a 404 needs none, and nobody should make us buffer 16 MiB for it
+  if (request.is404) throw new ApiError('REQUEST_NOT_FOUND', `${request.method} ${request.url.split('?')[0]} is not a route of this service; see /docs`)
   const encoding = request.headers['content-encoding']
   if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
     throw new ApiError('REQUEST_MEDIA_TYPE_UNSUPPORTED', `Content-Encoding ${JSON.stringify(encoding)} is not accepted; send the body uncompressed`)

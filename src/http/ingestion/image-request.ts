@@ -17,7 +17,7 @@ import { decodeImageString, maxImageStringChars } from './base64-image.js'
 import { MultipartBody } from './body-parsers.js'
 import { mapItems } from '../../item-errors.js'
 import { parseMultipart, type MultipartLimits, type MultipartPart } from './multipart.js'
-import { validateOptions } from './options.js'
+import { jsonOptionsWithQuery, validateOptions } from './options.js'
 
 export interface ImageRequest {
   images: Buffer[]
@@ -104,5 +104,5 @@ export async function readImageRequest (request: FastifyRequest, spec: ImageRout
   if (input === undefined) throw new ApiError('IMAGE_MISSING', 'the JSON body has no `input`', { param: 'input' })
   const list = Array.isArray(input) ? input : [input]
   checkCount(list.length, spec.maxImages)
-  return { images: mapItems(list, (s, i) => decodeImageString(s, spec.maxImageBytes, i)), options: { ...query, ...rest } }
+  return { images: mapItems(list, (s, i) => decodeImageString(s, spec.maxImageBytes, i)), options: jsonOptionsWithQuery(request, rest) }
 }

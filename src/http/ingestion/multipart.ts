@@ -13,6 +13,7 @@
  * a filename is still an image). Parts keep their order: the n-th image and the n-th `label` pair up.
  */
 import { Busboy } from '@fastify/busboy'
+import parseParams from '@fastify/busboy/lib/utils/parseParams.js'
 import { ApiError } from '../../errors.js'
 
 export interface MultipartLimits {
@@ -31,32 +32,44 @@ export type MultipartPart =
   | { kind: 'file', name: string, bytes: Buffer, truncated: boolean }
   | { kind: 'field', name: string, value: string }
 
-/** The `boundary` parameter of a multipart Content-Type (quoted or not), or undefined. */
-function boundaryOf (contentType: string): string | undefined {
-  const match = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))/i.exec(contentType)
-  return match === null ? undefined : match[1] ?? match[2]
+/**
+ * The boundary busboy will use: its own parameter parser and its own rule (the first parameter named
+ * boundary, any casing). A regex of ours could read another one from a crafted header (a quoted
+ * `"; boundary=x"` inside another parameter) and count the wrong delimiter.
+ */
+export function multipartBoundary (contentType: string): string | undefined {
+  for (const param of parseParams(contentType)) {
+    if (Array.isArray(param) && /^boundary$/i.test(param[0])) return param[1]
+  }
+  return undefined
 }
 
-/** Delimiter lines in the body: an upper bound of the part count, found without parsing. */
+/**
+ * Delimiter lines in the body, found without parsing: `--boundary` at the very start or after a CRLF
+ * (RFC 2046), which is what busboy splits on. n parts take n + 1 delimiters (the last one closes).
+ */
 function countDelimiters (body: Buffer, boundary: string): number {
-  const delimiter = Buffer.from(`--${boundary}`)
-  let count = 0
+  const delimiter = Buffer.from(`\r\n--${boundary}`)
+  let count = body.subarray(0, delimiter.length - 2).equals(delimiter.subarray(2)) ? 1 : 0
   for (let at = body.indexOf(delimiter); at !== -1; at = body.indexOf(delimiter, at + delimiter.length)) count++
   return count
 }
 
 export async function parseMultipart (body: Buffer, contentType: string, limits: MultipartLimits): Promise<MultipartPart[]> {
-  const boundary = boundaryOf(contentType)
+  const boundary = multipartBoundary(contentType)
   if (boundary === undefined) throw new ApiError('REQUEST_BODY_INVALID', 'multipart/form-data needs a boundary parameter in its Content-Type')
   const maxParts = limits.maxFiles + limits.maxFields
   // n parts have n + 1 delimiter lines (the last one closes the body)
-  if (countDelimiters(body, boundary) > maxParts + 1) {
+  if (/["\\]/.test(boundary)) throw new ApiError('REQUEST_BODY_INVALID', 'the multipart boundary contains a quote or a backslash')
+  const delimiters = countDelimiters(body, boundary)
+  if (delimiters > maxParts + 1) {
     throw new ApiError('REQUEST_TOO_MANY_PARTS', `more than ${maxParts} parts (at most ${limits.maxFiles} files and ${limits.maxFields} text fields)`)
   }
   let parser: InstanceType<typeof Busboy>
   try {
     parser = new Busboy({
-      headers: { 'content-type': contentType },
+      // rebuilt from the boundary counted above, so busboy cannot read another one
+      headers: { 'content-type': `multipart/form-data; boundary="${boundary.replace(/["\\]/g, '')}"` },
       isPartAFile: (_name, type, filename) => filename !== undefined || (type !== undefined && !/^text\/plain\b/i.test(type)),
       limits: { fieldSize: body.length + 1, fieldNameSize: 200 } // never truncated by busboy: checked below
     })
@@ -74,6 +87,7 @@ export async function parseMultipart (body: Buffer, contentType: string, limits:
       else resolve(parts)
     }
     parser.on('file', (name, stream) => {
+      if (name === undefined) failure ??= new ApiError('REQUEST_BODY_INVALID', 'a multipart part has no name in its Content-Disposition')
       const part: MultipartPart = { kind: 'file', name, bytes: Buffer.alloc(0), truncated: false }
       parts.push(part)
       const chunks: Buffer[] = []
@@ -87,7 +101,10 @@ export async function parseMultipart (body: Buffer, contentType: string, limits:
         settle()
       })
     })
-    parser.on('field', (name, value) => { parts.push({ kind: 'field', name, value }) })
+    parser.on('field', (name, value) => {
+      if (name === undefined) failure ??= new ApiError('REQUEST_BODY_INVALID', 'a multipart part has no name in its Content-Disposition')
+      parts.push({ kind: 'field', name, value })
+    })
     parser.on('error', (error: Error) => {
       failure ??= new ApiError('REQUEST_BODY_INVALID', `multipart/form-data: ${error.message} (truncated body or malformed framing)`)
       finished = true
@@ -97,6 +114,8 @@ export async function parseMultipart (body: Buffer, contentType: string, limits:
     parser.on('finish', () => { finished = true; settle() })
     parser.end(body)
   })
+  // n parts have n + 1 delimiters; busboy skips a part without a form-data Content-Disposition silently
+  if (parts.length < delimiters - 1) throw new ApiError('REQUEST_BODY_INVALID', `${delimiters - 1 - parts.length} multipart part(s) have no Content-Disposition: form-data; name="..."`)
   const files = parts.filter((p) => p.kind === 'file').length
   if (files > limits.maxFiles) throw limits.tooManyFiles()
   const fields = parts.filter((p): p is Extract<MultipartPart, { kind: 'field' }> => p.kind === 'field')

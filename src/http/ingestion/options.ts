@@ -67,3 +67,17 @@ export function validateOptions (schema: TSchema, options: Record<string, unknow
   if (!validate(options)) throw validationError(validate.errors, 'multipart')
   return options
 }
+
+/**
+ * Options of a JSON request: the body's, overlaid with the query parameters the client actually sent.
+ * Both were validated with defaults filled in, so only the raw query string tells which query options
+ * were given; a given one wins over the body (where a default may stand in for an absent field).
+ */
+export function jsonOptionsWithQuery (request: { url: string, query: unknown }, body: Record<string, unknown>): Record<string, unknown> {
+  const query = (request.query ?? {}) as Record<string, unknown>
+  const raw = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : ''
+  const given = new Set(new URLSearchParams(raw).keys())
+  const options: Record<string, unknown> = { ...body }
+  for (const key of given) if (Object.hasOwn(query, key)) options[key] = query[key]
+  return options
+}

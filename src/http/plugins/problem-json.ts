@@ -8,6 +8,8 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { ErrorObject } from 'ajv'
 import { ApiError, toProblem, type ErrorCode } from '../../errors.js'
 import type { Metrics } from '../../metrics.js'
@@ -37,7 +39,30 @@ export function toApiError (error: unknown): ApiError {
 
 export function sendProblem (reply: FastifyReply, error: ApiError): FastifyReply {
   for (const [name, value] of Object.entries(error.headers)) reply.header(name, value)
+  // refused before its body was read (auth, draining, a limit): close the connection after the answer,
+  // or a client trickling the rest of the body would keep it open for as long as it likes
+  if (!reply.request.raw.complete) reply.header('connection', 'close')
   return reply.status(error.status).type('application/problem+json').send(toProblem(error))
+}
+
+/**
+ * Fastify's clientErrorHandler: what Node's HTTP parser refuses before there is a request (conflicting
+ * Content-Length and Transfer-Encoding, broken chunked framing, headers too large, a request not received
+ * within Node's requestTimeout) gets a problem+json answer too, then the connection is closed.
+ */
+export function clientErrorHandler (metrics: Metrics) {
+  return (error: Error & { code?: string }, socket: Socket): void => {
+    if (!socket.writable) { socket.destroy(); return } // the client is gone (ECONNRESET): nobody to answer
+    const apiError = error.code === 'HPE_HEADER_OVERFLOW'
+      ? new ApiError('REQUEST_HEADERS_TOO_LARGE', 'the request headers exceed the HTTP parser\'s limit (16 KiB)')
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new ApiError('REQUEST_TIMEOUT', 'the request was not received within the request timeout')
+        : new ApiError('REQUEST_BODY_INVALID', `the HTTP framing is invalid (${error.code ?? error.message})`)
+    metrics.rejections.inc({ reason: apiError.code })
+    const body = JSON.stringify(toProblem(apiError))
+    socket.end(`HTTP/1.1 ${apiError.status} ${STATUS_CODES[apiError.status] ?? 'Error'}\r\nContent-Type: application/problem+json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
 }
 
 async function problemJson (app: FastifyInstance, options: { metrics: Metrics }): Promise<void> {

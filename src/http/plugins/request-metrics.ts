@@ -1,8 +1,8 @@
 /**
  * Request duration and count by route template (never the raw URL, to bound label cardinality),
  * method and status, and the in-flight gauge. Also sends X-Request-Id. app.ts registers it before every
- * other onRequest hook, so a request refused by one (auth, draining) is counted and timed like any other;
- * onResponse only undoes what onRequest did for the same request.
+ * other onRequest hook, so a request refused by one (auth, draining) is counted and timed like any other.
+ * A request whose client went away before the answer was written is recorded with status 499.
  */
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
@@ -21,13 +21,15 @@ async function requestMetrics (app: FastifyInstance, options: { metrics: Metrics
     request.startedAt = performance.now()
     metrics.inflightRequests.inc()
     reply.header('x-request-id', request.id)
-  })
-  app.addHook('onResponse', async (request, reply) => {
-    if (request.startedAt === 0) return // never counted in (cannot happen while this hook runs first)
-    metrics.inflightRequests.dec()
-    const labels = { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) }
-    metrics.requestDuration.observe(labels, (performance.now() - request.startedAt) / 1000)
-    metrics.requestsTotal.inc(labels)
+    // 'close' of the response is emitted exactly once, whether it was sent or the client went away
+    // (onResponse is not called for an aborted request: a gauge decremented there only ever grows)
+    reply.raw.once('close', () => {
+      metrics.inflightRequests.dec()
+      const status = reply.raw.writableFinished ? String(reply.statusCode) : '499'
+      const labels = { route: request.routeOptions.url ?? 'unmatched', method: request.method, status }
+      metrics.requestDuration.observe(labels, (performance.now() - request.startedAt) / 1000)
+      metrics.requestsTotal.inc(labels)
+    })
   })
 }
 

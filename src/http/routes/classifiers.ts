@@ -20,7 +20,7 @@ import { ApiError, type ErrorCode } from '../../errors.js'
 import type { LoadedModel } from '../../bundles/model-registry.js'
 import { assertSamePin, embeddingsMatrix, predictProbe, validateProbe, type EmbeddingPin, type FittedProbe, type ProbeMethod } from '../../fewshot/classifiers.js'
 import { embedInChunks, encoderSha256 } from '../../fewshot/embed-examples.js'
-import { shiftItemErrors } from '../../item-errors.js'
+import { itemFailure, mapItems, shiftItemErrors } from '../../item-errors.js'
 import { FitRunner } from '../../fewshot/fit-runner.js'
 import { conflict, type ClassifierHead, type NewExample, type RefitResult, type StoredExample, type WithinWrite } from '../../storage/classifier-store.js'
 import { claimKey, completeKey, idempotencyScope, releaseKey, sha256, type IdempotencyClaim } from '../../storage/idempotency.js'
@@ -30,6 +30,7 @@ import { readImageRequest } from '../ingestion/image-request.js'
 import { MultipartBody, RAW_IMAGE_MEDIA_TYPES } from '../ingestion/body-parsers.js'
 import { jsonBody, readExamples, type IncomingExample } from '../ingestion/examples.js'
 import { checkLabels } from '../ingestion/labels.js'
+import { jsonOptionsWithQuery } from '../ingestion/options.js'
 import { COMMON_ERRORS, IMAGE_ERRORS, errorResponses } from '../schemas/common.js'
 import {
   AddExamplesJsonRequestSchema, AddExamplesOptionsSchema, ClassifierIdParamsSchema, ClassifierSchema, CreateJsonRequestSchema, CreateMultipartSchema,
@@ -230,7 +231,7 @@ async function predict (this: FastifyInstance, request: FastifyRequest<{ Params:
   let model: LoadedModel | undefined
   if (!(body instanceof MultipartBody) && !Buffer.isBuffer(body) && body?.embeddings !== undefined) {
     if ((body as { input?: unknown }).input !== undefined) throw new ApiError('REQUEST_VALIDATION_FAILED', 'send `input` (images) or `embeddings`, not both')
-    options = body
+    options = jsonOptionsWithQuery(request, body) as PredictOptions // query options apply to JSON bodies too, as on the image forms
     model = pinnedModel(this, classifier, options.model)
     rows = body.embeddings
     if (rows.length > this.config.maxImagesPerRequest) throw new ApiError('BATCH_TOO_LARGE', `${rows.length} embeddings; the limit is ${this.config.maxImagesPerRequest} (CLMAE_MAX_IMAGES_PER_REQUEST)`)
@@ -449,11 +450,14 @@ function checkExamples (app: FastifyInstance, examples: IncomingExample[], store
 function toExampleIndexes (error: unknown, all: IncomingExample[], subset: IncomingExample[]): unknown {
   if (!(error instanceof ApiError) || error.errors === undefined || subset.length === all.length) return error
   const positions = subset.map((e) => all.indexOf(e))
-  return new ApiError(error.code, error.message, { errors: error.errors.map((e) => ({ ...e, index: positions[e.index] })) })
+  return itemFailure(error.errors.map((e) => ({ ...e, index: positions[e.index], detail: e.detail.replace(/^input\[\d+\]/, `examples[${positions[e.index]}]`) })), all.length, error.headers) ?? error
 }
 
 /** Embeds the image examples with `model` (the pin's pooling and normalisation); embedding examples pass through. */
 async function embedExamples (app: FastifyInstance, request: FastifyRequest, model: LoadedModel | undefined, pin: EmbeddingPin, examples: IncomingExample[], dim?: number): Promise<NewExample[]> {
+  const D = dim ?? model?.manifest.dims.embed_dim ?? 0
+  // given embeddings first (cheap), each named by its position among the examples
+  mapItems(examples, (e) => { if (e.embedding !== undefined) embeddingsMatrix([e.embedding], D) })
   const withImages = examples.filter((e) => e.image !== undefined)
   let vectors: Float32Array[] = []
   if (withImages.length > 0) {
@@ -467,8 +471,6 @@ async function embedExamples (app: FastifyInstance, request: FastifyRequest, mod
       throw toExampleIndexes(error, examples, withImages)
     }
   }
-  const D = dim ?? model?.manifest.dims.embed_dim ?? 0
-  embeddingsMatrix(examples.filter((e) => e.embedding !== undefined).map((e) => e.embedding as number[]), D)
   let next = 0
   return examples.map((e) => e.image !== undefined
     ? { label: e.label, embedding: vectors[next++], image: e.image }

@@ -53,7 +53,7 @@ export async function readOneImage (app: FastifyInstance, request: FastifyReques
     options,
     load: async (model) => {
       const source = await inspectImage(images[0], config)
-      const image = await applyEvalTransform(source, model.manifest.eval_transform, app.metrics)
+      const image = await applyEvalTransform(source, model.manifest.eval_transform, app.metrics, request.clientSignal)
       return { image, input: { format: source.format, width: source.width, height: source.height } }
     }
   }
@@ -83,7 +83,7 @@ async function createMaskMap (this: FastifyInstance, request: FastifyRequest, re
     mask_probability: toGrid(result.keepScores, rows, cols, (v) => 1 - v),
     mask: toGrid(result.mask, rows, cols, (v) => v),
     summary: result.summary,
-    preprocessing: { ...model.manifest.eval_transform, input },
+    preprocessing: { ...model.manifest.eval_transform, resize: image.resize, input },
     ...(result.heatmapPng !== undefined ? { heatmap_png: result.heatmapPng.toString('base64') } : {})
   }
 }

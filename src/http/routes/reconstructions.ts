@@ -103,6 +103,6 @@ async function createReconstruction (this: FastifyInstance, request: FastifyRequ
     patch_error: toGrid(result.selection.mask, rows, cols, (_, t) => result.patchError[t]),
     mean_patch_error: result.meanPatchError,
     norm_pix: { used: result.normPixUsed, uses_true_patch_statistics: result.normPixUsed },
-    preprocessing: { ...model.manifest.eval_transform, input }
+    preprocessing: { ...model.manifest.eval_transform, resize: image.resize, input }
   }
 }

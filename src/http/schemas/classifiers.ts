@@ -68,7 +68,7 @@ export const CrossValidationSchema = Type.Object({
   accuracy: Type.Union([Type.Number(), Type.Null()], { description: 'pooled held-out accuracy (logreg: at the selected C, chosen on the same folds, so slightly optimistic); null without CV' }),
   C: Type.Optional(Type.Number({ description: 'logreg: the L2 strength used (scikit-learn\'s C)' })),
   C_selection: Type.Optional(Type.String())
-})
+}, { additionalProperties: false })
 
 export const ClassifierSchema = Type.Object({
   object: Type.Literal('classifier'),

@@ -28,6 +28,7 @@ export const PreprocessingSchema = Type.Object({
   antialias: Type.Boolean(),
   mean: Type.Array(Type.Number()),
   std: Type.Array(Type.Number()),
+  resize: Type.Union([Type.Literal('pillow'), Type.Literal('sharp')], { description: 'the resize that ran: pillow = the exact transform (Pillow\'s resampling, equal to training); sharp = the fast path (libvips, JPEG shrink-on-load); CLMAE_PREPROCESS_RESIZE, upscales always pillow' }),
   input: Type.Object({
     format: Type.String({ description: 'decoded format (sharp name)' }),
     width: Type.Integer({ description: 'after EXIF orientation' }),

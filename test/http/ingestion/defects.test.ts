@@ -131,6 +131,22 @@ test('defect 6: unknown options are 400 REQUEST_OPTION_UNKNOWN naming them, in J
   await expectProblem(await postJson(`${server.url}/v1/classifiers`, { examples: [{ label: 'a', imput: input }] }), 400, 'REQUEST_OPTION_UNKNOWN')
   // the known spelling works
   assert.equal((await postJson(`${server.url}/v1/embeddings`, { input, pooling: 'cls' })).status, 200)
+  // a query option given with a JSON body applies (it is not replaced by the body's default)
+  const viaQuery = await (await postJson(`${server.url}/v1/embeddings?pooling=cls`, { input })).json() as any
+  const viaBody = await (await postJson(`${server.url}/v1/embeddings`, { input, pooling: 'cls' })).json() as any
+  const mean = await (await postJson(`${server.url}/v1/embeddings`, { input })).json() as any
+  assert.deepEqual(viaQuery.data[0].embedding, viaBody.data[0].embedding)
+  assert.notDeepEqual(viaQuery.data[0].embedding, mean.data[0].embedding)
+})
+
+test('review: query options apply to JSON prediction bodies too; nested objects of an import refuse unknown fields', async () => {
+  const examples = [0, 1, 2].flatMap((k) => [0, 1].map((j) => ({ label: `c${k}`, embedding: Array.from({ length: 192 }, (_, d) => (d % 3 === k ? 1 : 0) + 0.01 * j) })))
+  const created = await (await postJson(`${server.url}/v1/classifiers`, { examples })).json() as any
+  const predicted = await (await postJson(`${server.url}/v1/classifiers/${created.id}/predict?top_k=1`, { embeddings: [examples[0].embedding] })).json() as any
+  assert.equal(predicted.data[0].top_k.length, 1, 'top_k from the query string was applied')
+  const exported = await (await fetch(`${server.url}/v1/classifiers/${created.id}/export`)).json() as any
+  exported.cross_validation.extra = 1
+  await expectProblem(await postJson(`${server.url}/v1/classifiers/import`, exported), 400, 'REQUEST_OPTION_UNKNOWN')
 })
 
 test('defect 7: a multi-image request with bad images names each one: errors [{index, code, detail}]', async () => {
@@ -148,6 +164,17 @@ test('defect 7: a multi-image request with bad images names each one: errors [{i
   form.append('b', new Blob([Buffer.from('nope')], { type: 'image/png' }), 'b.png')
   const multi = await expectProblem(await fetch(`${server.url}/v1/embeddings`, { method: 'POST', body: form }), 422, 'IMAGE_UNREADABLE') as any
   assert.deepEqual(multi.errors.map((e: any) => e.index), [1])
+})
+
+test('defect 7 (classifier examples): per-item indexes are positions among the examples, embeddings and images mixed', async () => {
+  const good = `data:image/png;base64,${PNG.toString('base64')}`
+  const emb = (k: number): number[] => Array.from({ length: 192 }, (_, d) => Math.sin(d + k))
+  const badLength = await expectProblem(await postJson(`${server.url}/v1/classifiers`, { examples: [{ label: 'a', embedding: emb(0) }, { label: 'b', input: good }, { label: 'a', embedding: emb(1) }, { label: 'b', embedding: emb(2).slice(1) }] }), 422, 'CLASSIFIER_EMBEDDING_INVALID') as any
+  assert.deepEqual(badLength.errors.map((e: any) => e.index), [3])
+  const notImage = `data:image/png;base64,${Buffer.from('nope').toString('base64')}`
+  const badImage = await expectProblem(await postJson(`${server.url}/v1/classifiers`, { examples: [{ label: 'a', embedding: emb(0) }, { label: 'a', embedding: emb(1) }, { label: 'b', input: good }, { label: 'b', input: notImage }] }), 422, 'IMAGE_UNREADABLE') as any
+  assert.deepEqual(badImage.errors.map((e: any) => e.index), [3])
+  assert.match(badImage.errors[0].detail, /^examples\[3\]|not a readable image/)
 })
 
 test('defect 8: Accept is negotiated with q-values (image/png;q=0 gets JSON)', async () => {

@@ -76,7 +76,7 @@ test('the same labels through multipart (UTF-8 text fields), predicted from imag
   for (const [k, label] of LABELS.entries()) {
     for (const j of [0, 1]) {
       const png = await sharp({ create: { width: 24, height: 24, channels: 3, background: { r: (k * 37) % 256, g: (k * 91 + j * 3) % 256, b: (255 - k * 30) % 256 } } }).png().toBuffer()
-      form.append('file', new Blob([png], { type: 'image/png' }), `${k}-${j}.png`)
+      form.append('file', new Blob([new Uint8Array(png)], { type: 'image/png' }), `${k}-${j}.png`)
       form.append('label', label)
     }
   }
@@ -86,7 +86,7 @@ test('the same labels through multipart (UTF-8 text fields), predicted from imag
   assert.equal(created.status, 201, JSON.stringify(classifier))
   assert.deepEqual(classifier.labels.map((l: any) => l.label).sort(), [...LABELS].sort())
   const query = await sharp({ create: { width: 24, height: 24, channels: 3, background: { r: 0, g: 0, b: 255 } } }).png().toBuffer()
-  const predicted = await fetch(`${server.url}/v1/classifiers/${classifier.id}/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: query })
+  const predicted = await fetch(`${server.url}/v1/classifiers/${classifier.id}/predict`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(query) })
   const body = await predicted.json() as any
   assert.equal(predicted.status, 200, JSON.stringify(body))
   assert.equal(body.data[0].label, '__proto__', 'the blue image is nearest the blue example (label __proto__)')
@@ -105,9 +105,9 @@ test('invalid labels are refused with their code, in JSON, multipart and import'
 
   const form = new FormData()
   const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png().toBuffer()
-  form.append('file', new Blob([png], { type: 'image/png' }), 'a.png')
+  form.append('file', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'a.png')
   form.append('label', 'ok')
-  form.append('file', new Blob([png], { type: 'image/png' }), 'b.png')
+  form.append('file', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'b.png')
   form.append('label', 'bad\u0000label')
   await expectProblem(await fetch(url, { method: 'POST', body: form }), 400, 'CLASSIFIER_LABEL_INVALID')
 

@@ -48,3 +48,21 @@ test('a file over the byte limit is flagged, not cut; order and names are kept; 
   const img = parts[1]
   assert.ok(img.kind === 'file' && img.truncated && img.bytes.length === 25 * 1024)
 })
+
+test('the boundary counted is the one busboy splits on, however the Content-Type is crafted', async () => {
+  const { multipartBoundary } = await import('../../../src/http/ingestion/multipart.js')
+  assert.equal(multipartBoundary('multipart/form-data; foo="; boundary=zzz"; boundary=XyZ'), 'XyZ')
+  assert.equal(multipartBoundary("multipart/form-data; boundary*=utf-8''XyZ; boundary=zzz"), 'XyZ')
+  assert.equal(multipartBoundary('multipart/form-data; BOUNDARY="a b"'), 'a b')
+  assert.equal(multipartBoundary('multipart/form-data'), undefined)
+  // 50 fields behind a crafted header: refused by the count before parsing, as with a plain header
+  const body = Buffer.concat(Array.from({ length: 50 }, () => Buffer.from('--XyZ\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n')).concat([Buffer.from('--XyZ--\r\n')]))
+  await assert.rejects(parseMultipart(body, 'multipart/form-data; foo="; boundary=zzz"; boundary=XyZ', LIMITS), (e: ApiError) => e.code === 'REQUEST_TOO_MANY_PARTS')
+})
+
+test('a part without a name, or without Content-Disposition, is REQUEST_BODY_INVALID (not skipped)', async () => {
+  const nameless = Buffer.concat([Buffer.from(`--${B}\r\nContent-Disposition: form-data\r\n\r\nx\r\n`), END])
+  assert.equal(await code(nameless), 'REQUEST_BODY_INVALID')
+  const noDisposition = Buffer.concat([file('a', Buffer.alloc(10)), Buffer.from(`--${B}\r\nContent-Type: text/plain\r\n\r\nx\r\n`), END])
+  assert.equal(await code(noDisposition), 'REQUEST_BODY_INVALID')
+})

@@ -53,8 +53,9 @@ test('JSON data URI: keep scores, mask probability, top-K mask, summary, sha256 
   const info = models.data.find((m) => m.id === DEFAULT_MODEL)!
   assert.equal(body.model_sha256, info.sha256.keep_scores)
   assert.deepEqual(body.graph_sha256, info.sha256)
-  const { input, ...transform } = body.preprocessing
+  const { input, resize, ...transform } = body.preprocessing
   assert.deepEqual(transform, info.manifest.eval_transform)
+  assert.equal(resize, 'sharp', 'the default resize is the fast path, and the answer names it')
   assert.deepEqual(input, { format: 'jpeg', width: 512, height: 384 })
   assert.equal(body.heatmap_png, undefined)
   assert.ok(response.headers.get('x-inference-time') !== null)

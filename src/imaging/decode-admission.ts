@@ -1,0 +1,86 @@
+/**
+ * Admission of image decodes: at most `maxConcurrent` decodes run at once (each holds full-size pixels
+ * while it decodes and resamples), and the decoded bytes of the images admitted (running or waiting
+ * for a slot) never exceed `budgetBytes`. An image that would exceed the budget is refused at once
+ * with 503 DECODE_BUDGET_EXCEEDED and Retry-After, rather than queued: memory, not time, is what a flood
+ * of 40-megapixel PNGs exhausts, and a refusal costs the client one retry, not the process.
+ *
+ * The bytes counted per image are what its decode allocates: width x height x 3 of the decoded image
+ * (the caller passes the size after any shrink-on-load). Waiting for a slot is FIFO and ends early when
+ * the request's signal aborts (client gone), releasing the bytes.
+ */
+import { ApiError } from '../errors.js'
+
+export interface AdmissionOptions {
+  maxConcurrent: number
+  budgetBytes: number
+  retryAfterSeconds: number
+  /** reports the bytes admitted and the decodes waiting after every change (metrics) */
+  onChange?: (state: { admittedBytes: number, running: number, waiting: number }) => void
+}
+
+interface Waiter { start: () => void, cancel: () => void }
+
+export class DecodeAdmission {
+  private admittedBytes = 0
+  private running = 0
+  private readonly waiting: Waiter[] = []
+
+  constructor (private readonly options: AdmissionOptions) {}
+
+  /** Runs `task` once admitted; refuses at once when the bytes do not fit the budget. */
+  async run<T> (bytes: number, task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (this.admittedBytes + bytes > this.options.budgetBytes) {
+      throw new ApiError('DECODE_BUDGET_EXCEEDED',
+        `decoding this image needs ${bytes} bytes; ${this.admittedBytes} of the ${this.options.budgetBytes} bytes of CLMAE_DECODE_BUDGET_BYTES are in use`,
+        { headers: { 'retry-after': String(this.options.retryAfterSeconds) } })
+    }
+    this.admittedBytes += bytes
+    try {
+      await this.slot(signal)
+    } catch (error) {
+      this.admittedBytes -= bytes
+      this.changed()
+      throw error
+    }
+    try {
+      return await task()
+    } finally {
+      this.admittedBytes -= bytes
+      this.running--
+      this.waiting.shift()?.start()
+      this.changed()
+    }
+  }
+
+  get state (): { admittedBytes: number, running: number, waiting: number } {
+    return { admittedBytes: this.admittedBytes, running: this.running, waiting: this.waiting.length }
+  }
+
+  private async slot (signal?: AbortSignal): Promise<void> {
+    if (this.running < this.options.maxConcurrent && this.waiting.length === 0) {
+      this.running++
+      this.changed()
+      return
+    }
+    if (signal?.aborted === true) throw new ApiError('REQUEST_ABORTED', 'the client went away before its image was decoded')
+    await new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        start: () => { signal?.removeEventListener('abort', onAbort); this.running++; resolve() },
+        cancel: () => reject(new ApiError('REQUEST_ABORTED', 'the client went away while its image waited to be decoded'))
+      }
+      const onAbort = (): void => {
+        const i = this.waiting.indexOf(waiter)
+        if (i !== -1) this.waiting.splice(i, 1)
+        waiter.cancel()
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.waiting.push(waiter)
+      this.changed()
+    })
+  }
+
+  private changed (): void {
+    this.options.onChange?.(this.state)
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Decode admission: the concurrency bound holds, the byte budget refuses with its own 503 code and
+ * Retry-After (never QUEUE_FULL), waiting is FIFO, and bytes come back after success, failure and a
+ * client that went away while waiting. Over HTTP: a request whose images do not fit the budget gets
+ * the 503 with per-image errors, and the budget is whole again afterwards.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import sharp from 'sharp'
+import { DecodeAdmission } from '../../src/imaging/decode-admission.js'
+import { ApiError } from '../../src/errors.js'
+import { postJson, startServer } from '../helpers/server.js'
+import { expectProblem } from '../helpers/problem.js'
+
+function gate (): { promise: Promise<void>, open: () => void } {
+  let open = (): void => {}
+  const promise = new Promise<void>((resolve) => { open = resolve })
+  return { promise, open }
+}
+
+test('at most maxConcurrent tasks run; the rest wait in order', async () => {
+  const admission = new DecodeAdmission({ maxConcurrent: 2, budgetBytes: 1000, retryAfterSeconds: 3 })
+  const gates = [gate(), gate(), gate(), gate()]
+  const started: number[] = []
+  const runs = gates.map(async (g, i) => await admission.run(10, async () => { started.push(i); await g.promise; return i }))
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(started, [0, 1])
+  assert.deepEqual(admission.state, { admittedBytes: 40, running: 2, waiting: 2 })
+  gates[1].open()
+  await runs[1]
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(started, [0, 1, 2], 'the first waiter got the freed slot')
+  gates[0].open(); gates[2].open(); gates[3].open()
+  assert.deepEqual(await Promise.all(runs), [0, 1, 2, 3])
+  assert.deepEqual(admission.state, { admittedBytes: 0, running: 0, waiting: 0 })
+})
+
+test('the byte budget refuses with 503 DECODE_BUDGET_EXCEEDED and Retry-After, and frees bytes after failures', async () => {
+  const admission = new DecodeAdmission({ maxConcurrent: 1, budgetBytes: 100, retryAfterSeconds: 3 })
+  const g = gate()
+  const first = admission.run(60, async () => await g.promise)
+  await assert.rejects(admission.run(50, async () => 'never'), (e: ApiError) => {
+    assert.equal(e.code, 'DECODE_BUDGET_EXCEEDED')
+    assert.equal(e.status, 503)
+    assert.equal(e.headers['retry-after'], '3')
+    return true
+  })
+  const fits = admission.run(40, async () => 'fits') // within the budget: waits for the slot
+  g.open()
+  await first
+  assert.equal(await fits, 'fits')
+  await assert.rejects(admission.run(10, async () => { throw new Error('decode failed') }), /decode failed/)
+  assert.deepEqual(admission.state, { admittedBytes: 0, running: 0, waiting: 0 })
+})
+
+test('a waiter whose client went away leaves the queue and returns its bytes', async () => {
+  const admission = new DecodeAdmission({ maxConcurrent: 1, budgetBytes: 100, retryAfterSeconds: 1 })
+  const g = gate()
+  const first = admission.run(30, async () => await g.promise)
+  const controller = new AbortController()
+  const waiting = admission.run(30, async () => 'ran', controller.signal)
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(admission.state.waiting, 1)
+  controller.abort()
+  await assert.rejects(waiting, (e: ApiError) => e.code === 'REQUEST_ABORTED')
+  assert.deepEqual(admission.state, { admittedBytes: 30, running: 1, waiting: 0 })
+  g.open()
+  await first
+  assert.equal(admission.state.admittedBytes, 0)
+})
+
+test('over HTTP: images past the budget get 503 DECODE_BUDGET_EXCEEDED with Retry-After and per-image errors', async (t) => {
+  // budget = 3 x maxImagePixels: one image at the pixel limit fits, two at once do not
+  const server = await startServer(t, { maxImagePixels: 400_000, decodeBudgetBytes: 1_200_000, retryAfterSeconds: 2 })
+  const big = await sharp({ create: { width: 640, height: 600, channels: 3, background: { r: 9, g: 99, b: 199 } } }).png().toBuffer()
+  const input = `data:image/png;base64,${big.toString('base64')}`
+  const one = await postJson(`${server.url}/v1/embeddings`, { input })
+  assert.equal(one.status, 200)
+  const two = await postJson(`${server.url}/v1/embeddings`, { input: [input, input] })
+  assert.equal(two.headers.get('retry-after'), '2')
+  const problem = await expectProblem(two, 503, 'DECODE_BUDGET_EXCEEDED') as any
+  assert.deepEqual(problem.errors.map((e: any) => [e.index, e.code]), [[1, 'DECODE_BUDGET_EXCEEDED']])
+  const metrics = await (await fetch(`${server.url}/metrics`)).text()
+  assert.match(metrics, /^clmae_decode_admitted_bytes 0$/m, 'every admitted byte was returned')
+  assert.equal((await postJson(`${server.url}/v1/embeddings`, { input })).status, 200)
+})
