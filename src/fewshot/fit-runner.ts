@@ -10,10 +10,9 @@
  * stopping it means terminating the worker; the next fit starts a fresh one (about 0.3 s under tsx).
  * An ApiError thrown inside the fit (e.g. CLASSIFIER_TOO_FEW_CLASSES) comes back as the same ApiError.
  */
-import { extname } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { ApiError, type ErrorCode } from '../errors.js'
+import { workerEntry } from '../worker-entry.js'
 import type { FitOptions, ProbeFit, ProbeMethod } from './classifiers.js'
 import type { Matrix } from './matrix.js'
 
@@ -139,7 +138,7 @@ export class FitRunner {
   }
 
   private start (): Worker {
-    const worker = new Worker(workerEntry())
+    const worker = new Worker(workerEntry(import.meta.url, 'fit-worker'))
     worker.on('message', (reply: FitReply) => {
       if (this.worker !== worker || this.running?.entry.job.id !== reply.id) return
       if (this.waiting.length === 0) worker.unref()
@@ -162,17 +161,4 @@ export class FitRunner {
 
 function aborted (): ApiError {
   return new ApiError('REQUEST_ABORTED', 'the client went away before the fit finished; nothing was stored')
-}
-
-/**
- * The worker's entry module. Compiled (dist/*.js) it is a plain file URL; run from source under tsx,
- * a worker does not inherit tsx's loader on Node 20, so a one-line bootstrap registers it first.
- */
-function workerEntry (): URL {
-  const self = fileURLToPath(import.meta.url)
-  const entry = new URL(`./fit-worker${extname(self)}`, import.meta.url)
-  if (extname(self) !== '.ts') return entry
-  const tsx = import.meta.resolve('tsx/esm/api')
-  const boot = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(entry.href)})`
-  return new URL(`data:text/javascript,${encodeURIComponent(boot)}`)
 }
