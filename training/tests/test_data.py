@@ -45,7 +45,7 @@ def test_every_image_becomes_rgb(tmp_path, mode):
 def test_eval_transform_spec_fits_the_manifest_schema(synthetic_folder):
     schema = json.loads((TRAINING_DIR / "bundle-format" / "manifest.schema.json").read_text())
     spec = eval_transform_spec(get_config("vit_mini_p8_64"))
-    jsonschema.validate(spec, schema["properties"]["eval_transform"])
+    jsonschema.validate(spec, {**schema["$defs"]["eval_transform"], "$defs": schema["$defs"]})
     assert (spec["resize_shorter_side"], spec["center_crop"], spec["interpolation"]) == (73, 64, "bicubic")
     batch, paths = load_eval_batch(synthetic_folder, eval_transform_spec(get_config("vit_micro_p4_16")), count=5)
     assert batch.shape == (5, 3, 16, 16)
