@@ -43,9 +43,11 @@ before(async () => {
   dbDir = mkdtempSync(join(tmpdir(), 'clmae-ui-'))
   const config = (overrides: Record<string, unknown>) => loadConfig({ env: {}, overrides: { logLevel: 'warn', host: '127.0.0.1', port: 0, ...overrides } })
   app = await buildApp(config({ dbPath: join(dbDir, 'open.sqlite') }))
+  await app.classifierStore.open() // what warmUpApp does at start-up (the page's few-shot panel needs the store)
   await app.listen({ host: '127.0.0.1', port: 0 })
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
   keyedApp = await buildApp(config({ dbPath: join(dbDir, 'keyed.sqlite'), apiKeys: [API_KEY] }))
+  await keyedApp.classifierStore.open()
   await keyedApp.listen({ host: '127.0.0.1', port: 0 })
   keyedBase = `http://127.0.0.1:${(keyedApp.server.address() as AddressInfo).port}`
   browser = await chromium.launch({

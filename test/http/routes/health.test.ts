@@ -17,7 +17,7 @@ test('readyz is 503 before warm-up, 200 after, 503 while draining; livez is 200 
   await warmUpApp(app)
   const ready = await fetch(`${url}/readyz`)
   assert.equal(ready.status, 200)
-  assert.deepEqual(await ready.json(), { status: 'ready' })
+  assert.deepEqual(await ready.json(), { status: 'ready', database: 'up' }) // warm-up also opened the classifier store
   app.lifecycle.draining = true
   assert.equal((await fetch(`${url}/readyz`)).status, 503)
   const refused = await fetch(`${url}/v1/models`)
