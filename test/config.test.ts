@@ -67,6 +67,14 @@ test('the printed config hides API keys', () => {
   assert.ok(printed.includes('<redacted>'))
 })
 
+test('the printed config hides the database URL (it may carry a password); empty stays empty', () => {
+  const config = loadConfig({ env: { CLMAE_DATABASE_URL: 'postgres://clmae:pg-pass-456@db:5432/clmae' }, argv: [] })
+  const printed = JSON.stringify(redactConfig(config))
+  assert.ok(!printed.includes('pg-pass-456'))
+  assert.equal(redactConfig(config).databaseUrl, '<redacted>')
+  assert.equal(redactConfig(loadConfig({ env: {}, argv: [] })).databaseUrl, '')
+})
+
 test('the README settings table is current (npm run docs:readme)', async () => {
   const { readFileSync } = await import('node:fs')
   const { renderConfigTable } = await import('../src/cli/write-readme-tables.js')
