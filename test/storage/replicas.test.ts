@@ -167,3 +167,39 @@ test('two replicas on one PostgreSQL: shared classifiers, serialised refits, ide
     b.child.kill('SIGTERM')
     await exitOf(b)
   })
+
+test('one replica on SQLite: every write it acknowledged survives SIGKILL and a restart on the same file',
+  { timeout: 600_000, skip: TEST_DATABASE_URL !== '' ? 'the PostgreSQL run covers this with two replicas' : false }, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'clmae-kill-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const port = await freePort()
+    const env = { CLMAE_DB_PATH: join(dir, 'clmae.sqlite') }
+    const first = startReplica(t, env, port)
+    await waitReady(first)
+    const acknowledged: string[] = []
+    let killed = false
+    const writer = async (w: number): Promise<void> => {
+      for (let i = 0; !killed; i++) {
+        try {
+          const r = await post(`${first.url}/v1/classifiers`, { name: `w${w}-${i}`, method: 'centroid', examples: [{ label: 'a', embedding: vector(i) }, { label: 'b', embedding: vector(i + 100) }] })
+          if (r.status !== 201) throw new Error(`create answered ${r.status}: ${await r.text()}`)
+          acknowledged.push((await r.json() as { id: string }).id)
+          if (acknowledged.length >= 40 && !killed) {
+            killed = true
+            first.child.kill('SIGKILL')
+          }
+        } catch (error) {
+          if (!killed) throw error
+        }
+      }
+    }
+    await Promise.all([0, 1, 2, 3].map(writer))
+    await exitOf(first)
+    assert.equal(first.child.signalCode, 'SIGKILL')
+    const second = startReplica(t, env, port) // the same file: the dead process's lock went with it
+    await waitReady(second)
+    const statuses = await Promise.all(acknowledged.map(async (id) => [id, (await fetch(`${second.url}/v1/classifiers/${id}`)).status] as const))
+    assert.deepEqual(statuses.filter(([, status]) => status !== 200), [])
+    second.child.kill('SIGTERM')
+    await exitOf(second)
+  })
