@@ -29,6 +29,7 @@ export interface FitJob {
 export type FitReply =
   | { id: number, ok: true, fit: ProbeFit }
   | { id: number, ok: false, code?: ErrorCode, message: string }
+  | { ready: true }
 
 export interface FitRunnerOptions {
   /** fits waiting behind the running one (default: unbounded) */
@@ -52,6 +53,8 @@ export class FitRunner {
   private nextId = 1
   private readonly waiting: Queued[] = []
   private running: { entry: Queued, timer?: NodeJS.Timeout } | undefined
+  /** the worker has loaded its modules (the deadline of its first fit starts then) */
+  private workerReady = false
   private closed = false
 
   constructor (private readonly options: FitRunnerOptions = {}) {}
@@ -96,12 +99,19 @@ export class FitRunner {
     const entry = this.waiting.shift()
     if (entry === undefined) return
     const worker = this.worker ?? this.start()
-    const timer = this.options.timeoutMs === undefined
-      ? undefined
-      : setTimeout(() => { this.stopRunning(new ApiError('CLASSIFIER_FIT_TIMEOUT', `the fit ran longer than ${this.options.timeoutMs} ms (CLMAE_CLASSIFIER_FIT_TIMEOUT_MS); fewer examples or classes fit faster`)) }, this.options.timeoutMs)
-    this.running = { entry, timer }
+    this.running = { entry }
+    if (this.workerReady) this.startDeadline()
     worker.ref() // keep the process alive while a fit is owed
     worker.postMessage(entry.job, [entry.job.data.buffer as ArrayBuffer])
+  }
+
+  /** The running fit's deadline, from the moment its worker can run it (starting a worker does not count). */
+  private startDeadline (): void {
+    const running = this.running
+    if (running === undefined || running.timer !== undefined || this.options.timeoutMs === undefined) return
+    running.timer = setTimeout(() => {
+      this.stopRunning(new ApiError('CLASSIFIER_FIT_TIMEOUT', `the fit ran longer than ${this.options.timeoutMs} ms (CLMAE_CLASSIFIER_FIT_TIMEOUT_MS); fewer examples or classes fit faster`))
+    }, this.options.timeoutMs)
   }
 
   private cancel (entry: Queued): void {
@@ -139,8 +149,15 @@ export class FitRunner {
 
   private start (): Worker {
     const worker = new Worker(workerEntry(import.meta.url, 'fit-worker'))
+    this.workerReady = false
     worker.on('message', (reply: FitReply) => {
-      if (this.worker !== worker || this.running?.entry.job.id !== reply.id) return
+      if (this.worker !== worker) return
+      if ('ready' in reply) {
+        this.workerReady = true
+        this.startDeadline()
+        return
+      }
+      if (this.running?.entry.job.id !== reply.id) return
       if (this.waiting.length === 0) worker.unref()
       this.finishRunning(reply.ok ? reply.fit : reply.code !== undefined ? new ApiError(reply.code, reply.message) : new Error(`fit failed in the worker: ${reply.message}`))
       this.pump()

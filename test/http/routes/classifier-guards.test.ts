@@ -131,32 +131,34 @@ test(`[${TEST_DIALECT}] add-examples vs re-embed: 409 CLASSIFIER_CONFLICT in bot
   assert.deepEqual([afterTwo.version, afterTwo.num_examples, afterTwo.model], [2, 5, DEFAULT_MODEL])
 })
 
-test(`[${TEST_DIALECT}] fit bounds: queue full is 503 with Retry-After, past the deadline 504; nothing stored for either`, async (t) => {
-  const server = await startServer(t, { classifierFitQueue: 0, classifierFitTimeoutMs: 1500, retryAfterSeconds: 2 })
+test(`[${TEST_DIALECT}] fit queue full: 503 CLASSIFIER_FIT_QUEUE_FULL with Retry-After, nothing stored for the refused`, async (t) => {
+  const server = await startServer(t, { classifierFitQueue: 0, retryAfterSeconds: 2 })
   const url = `${server.url}/v1/classifiers`
-  // warm the fit worker (its first start counts against the deadline)
-  for (let i = 0; i < 5 && (await postJson(url, { method: 'centroid', examples: examples(4, 2) })).status !== 201; i++);
-  const before = await count(server)
-  const big = { method: 'logreg', examples: examples(256, 8) } // cross-validated logreg: seconds on this CPU
+  const big = { method: 'logreg', examples: examples(256, 8) } // cross-validated logreg: about a second or more here
   const answers = await Promise.all([0, 1, 2].map(async () => await postJson(url, big)))
   const statuses = answers.map((r) => r.status)
   const refused = answers.filter((r) => r.status === 503)
-  assert.ok(refused.length >= 1, `statuses ${statuses.join(',')}`)
+  assert.ok(refused.length >= 1 && answers.some((r) => r.status === 201), `statuses ${statuses.join(',')}`)
   for (const r of refused) {
     assert.equal(r.headers.get('retry-after'), '2')
     assert.equal((await r.json() as { code: string }).code, 'CLASSIFIER_FIT_QUEUE_FULL')
   }
-  const timedOut = answers.filter((r) => r.status === 504)
-  assert.ok(timedOut.length >= 1, `a 256 x ${D} logreg fit with 8 classes outlasts 1.5 s: statuses ${statuses.join(',')}`)
-  for (const r of timedOut) assert.equal((await r.json() as { code: string }).code, 'CLASSIFIER_FIT_TIMEOUT')
-  assert.equal(await count(server), before + answers.filter((r) => r.status === 201).length)
+  assert.equal(await count(server), answers.filter((r) => r.status === 201).length)
   assert.match(await (await fetch(`${server.url}/metrics`)).text(), /clmae_rejections_total\{reason="CLASSIFIER_FIT_QUEUE_FULL"\} [1-9]/)
+})
+
+test(`[${TEST_DIALECT}] a fit past its deadline is 504 CLASSIFIER_FIT_TIMEOUT and stores nothing; the next fit runs`, async (t) => {
+  const server = await startServer(t, { classifierFitTimeoutMs: 100 }) // the deadline counts from the worker's start-up, not before
+  const url = `${server.url}/v1/classifiers`
+  await expectProblem(await postJson(url, { method: 'logreg', examples: examples(256, 8) }), 504, 'CLASSIFIER_FIT_TIMEOUT')
+  assert.equal(await count(server), 0)
+  assert.equal((await postJson(url, { method: 'centroid', examples: examples(4, 2) })).status, 201, 'a small fit on the restarted worker')
 })
 
 test(`[${TEST_DIALECT}] a create whose client goes away during the fit is cancelled and stores nothing`, async (t) => {
   const server = await startServer(t)
   const url = `${server.url}/v1/classifiers`
-  const big = (from: number) => JSON.stringify({ method: 'logreg', examples: examples(256, 8, from) })
+  const big = (from: number) => JSON.stringify({ method: 'logreg', examples: examples(256, 16, from) })
   // reference: the same fit run to the end
   let started = Date.now()
   assert.equal((await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big(0) })).status, 201)
@@ -167,11 +169,12 @@ test(`[${TEST_DIALECT}] a create whose client goes away during the fit is cancel
   await new Promise((resolve) => setTimeout(resolve, fullFitMs / 4))
   client.abort()
   assert.equal(await request, 'aborted')
-  // the next fit does not wait for the abandoned one (fits run one at a time)
+  // the next fit does not wait for the rest of the abandoned one (fits run one at a time); it only
+  // waits for a fresh worker, since stopping a running fit means terminating its worker
   started = Date.now()
   assert.equal((await postJson(url, { method: 'centroid', examples: examples(4, 2) })).status, 201)
   const nextMs = Date.now() - started
-  assert.ok(nextMs < fullFitMs / 2, `the next create took ${nextMs} ms; the full fit takes ${fullFitMs} ms`)
+  assert.ok(nextMs < fullFitMs * 0.75, `the next create took ${nextMs} ms; the full fit takes ${fullFitMs} ms`)
   assert.equal(await count(server), 2, 'the abandoned create stored nothing')
 })
 
