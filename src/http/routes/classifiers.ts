@@ -126,7 +126,7 @@ export default async function classifiersRoutes (app: FastifyInstance): Promise<
       params: ClassifierIdParamsSchema,
       querystring: PredictOptionsSchema,
       body: { content: { 'application/json': { schema: PredictJsonRequestSchema }, 'multipart/form-data': { schema: { type: 'object', description: 'images as file parts; options as text fields' } }, ...Object.fromEntries(RAW_IMAGE_MEDIA_TYPES.map((t) => [t, { schema: { type: 'string', format: 'binary' } }])) } },
-      response: { 200: PredictResponseSchema, ...errorResponses([...COMMON_ERRORS, ...STORE_ERRORS, ...NOT_FOUND, ...IMAGE_ERRORS, 'BATCH_TOO_LARGE', 'CLASSIFIER_MODEL_MISMATCH', 'CLASSIFIER_EMBEDDING_INVALID']) }
+      response: { 200: PredictResponseSchema, ...errorResponses([...COMMON_ERRORS, ...STORE_ERRORS, ...NOT_FOUND, ...IMAGE_ERRORS, 'BATCH_TOO_LARGE', 'CLASSIFIER_MODEL_MISMATCH', 'CLASSIFIER_EMBEDDING_INVALID', 'CLASSIFIER_CONFLICT']) }
     }
   }, guarded(predict))
   app.post('/v1/classifiers/:id/reembed', {
