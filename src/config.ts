@@ -134,7 +134,8 @@ export function validateConfig (raw: Record<string, unknown>): Config {
   const firstError = Value.Errors(ConfigSchema, raw).First()
   if (firstError !== undefined) {
     const key = firstError.path.split('/')[1] as keyof Config
-    throw new ConfigError(`invalid ${key} (${envName(key)} / ${flagName(key)}): ${firstError.message}; got ${JSON.stringify(firstError.value)}`)
+    const shown = schemaOf(key)['x-secret'] === true ? '<redacted>' : JSON.stringify(firstError.value) // a secret is never printed
+    throw new ConfigError(`invalid ${key} (${envName(key)} / ${flagName(key)}): ${firstError.message}; got ${shown}`)
   }
   const config = raw as Config
   if (config.maxImagesPerRequest > config.maxQueue) {

@@ -81,3 +81,11 @@ test('the README settings table is current (npm run docs:readme)', async () => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
   assert.ok(readme.includes(renderConfigTable()), 'README settings table is stale: run npm run docs:readme')
 })
+
+test('a rejected secret is not printed in the error', () => {
+  assert.throws(() => loadConfig({ env: { CLMAE_API_KEYS: 'goodkey123456,sh0rt!' }, argv: [] }), (e: Error) => {
+    assert.match(e.message, /apiKeys/)
+    assert.doesNotMatch(e.message, /sh0rt/)
+    return true
+  })
+})

@@ -143,7 +143,7 @@ done
 [ -n "$server_pid" ] || fail "no node process below buildah run ($runner)"
 uid=$(awk '/^Uid:/ { print $2 }' "/proc/$server_pid/status")
 echo "server process $server_pid: uid $uid, command: $(tr '\0' ' ' < "/proc/$server_pid/cmdline")"
-[ "$uid" != 0 ] || fail "the server runs as root"
+[ "$uid" = 10001 ] || fail "the server runs as uid $uid, not the image's user 10001"
 
 step "what the image's user can write"
 buildah run --isolation chroot "$ctr" -- sh -c '

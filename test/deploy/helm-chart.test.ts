@@ -183,3 +183,16 @@ test('more than one replica without a database URL is refused', () => {
   assert.notEqual(withoutDatabase.status, 0)
   assert.equal(render('--set', 'replicaCount=2', '--set', 'database.existingSecret=db').status, 0)
 })
+
+test('review: minReplicas above maxReplicas, and secrets in plain config or extraEnv, are refused', () => {
+  const inverted = render('--set', 'autoscaling.enabled=true', '--set', 'autoscaling.maxReplicas=1')
+  assert.notEqual(inverted.status, 0)
+  assert.match(inverted.stderr, /minReplicas \(\d+\) is above autoscaling\.maxReplicas \(1\)/)
+  const inConfig = render('--set', 'config.CLMAE_DATABASE_URL=postgres://u:secretpw@db/x')
+  assert.notEqual(inConfig.status, 0)
+  assert.match(inConfig.stderr, /CLMAE_DATABASE_URL is a secret/)
+  assert.doesNotMatch(inConfig.yaml, /secretpw/)
+  const inExtraEnv = render('--set', 'extraEnv[0].name=CLMAE_API_KEYS', '--set', 'extraEnv[0].value=k1')
+  assert.notEqual(inExtraEnv.status, 0)
+  assert.match(inExtraEnv.stderr, /CLMAE_API_KEYS is a secret/)
+})

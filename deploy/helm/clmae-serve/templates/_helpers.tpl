@@ -69,4 +69,18 @@ keep its own classifiers, and a ReadWriteOnce volume attaches to one node).
 {{- if and .Values.apiKeys.keys .Values.apiKeys.existingSecret }}
 {{- fail "set apiKeys.keys or apiKeys.existingSecret, not both" }}
 {{- end }}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d)" (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- /* secrets only through the chart's Secret: a plain env value would print them in the Deployment */}}
+{{- range $name := list "CLMAE_API_KEYS" "CLMAE_DATABASE_URL" }}
+{{- if hasKey $.Values.config $name }}
+{{- fail (printf "%s is a secret: set it with apiKeys / database (a Secret), not in config" $name) }}
+{{- end }}
+{{- range $.Values.extraEnv }}
+{{- if eq .name $name }}
+{{- fail (printf "%s is a secret: set it with apiKeys / database (a Secret), not in extraEnv" $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
