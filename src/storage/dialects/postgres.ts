@@ -24,8 +24,11 @@ export async function openPostgres (url: string, options: { poolSize: number, co
   const where = describePostgresUrl(url)
   if (!/^postgres(ql)?:\/\//.test(url)) throw new StoreOpenError(`--database-url / CLMAE_DATABASE_URL must be a postgres:// URL (${where})`)
   const pool = new pg.Pool({ connectionString: url, max: options.poolSize, connectionTimeoutMillis: options.connectTimeoutMs ?? 5000 })
-  // an idle client losing its connection must not crash the process; the next query reports it
+  // a client losing its connection (idle in the pool, or during a query: the server restarted, an admin
+  // terminated it) must not crash the process with an unhandled 'error' event; its query rejects, and
+  // the store service turns that into 503 DATABASE_UNAVAILABLE
   pool.on('error', () => {})
+  pool.on('connect', (client) => { client.on('error', () => {}) })
   try {
     const client = await pool.connect()
     client.release()
