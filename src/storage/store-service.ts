@@ -16,6 +16,7 @@ import type { Metrics } from '../metrics.js'
 import { ClassifierStore } from './classifier-store.js'
 import { openStoreDatabase, type StoreDatabase } from './database.js'
 import { ProbeCache } from './probe-cache.js'
+import { purgeExpiredKeys } from './idempotency.js'
 
 export type StoreState = 'closed' | 'up' | 'unavailable'
 
@@ -37,6 +38,7 @@ export class ClassifierStoreService {
   private database: StoreDatabase | undefined
   private classifiers: ClassifierStore | undefined
   private timer: NodeJS.Timeout | undefined
+  private lastPurge = 0
 
   constructor (private readonly config: Config, private readonly deps: { metrics: Metrics, log: FastifyBaseLogger }) {
     this.cache = new ProbeCache(config.classifierCacheBytes)
@@ -85,6 +87,10 @@ export class ClassifierStoreService {
     if (this.database === undefined) return this.state
     try {
       await sql`SELECT 1`.execute(this.database.db)
+      if (Date.now() - this.lastPurge > 60 * 60 * 1000) { // Idempotency-Key records older than 24 h, hourly
+        this.lastPurge = Date.now()
+        await purgeExpiredKeys(this.database.db)
+      }
       if (this.state !== 'up') this.deps.log.info({ store: this.database.description }, 'classifier store reachable again')
       this.setState('up')
     } catch (error) {

@@ -269,3 +269,18 @@ test('every acknowledged write survives SIGKILL of the writing process', { timeo
   assert.deepEqual(missing, [])
   assert.ok(await store.count() >= acknowledged.length)
 })
+
+test(`[${TEST_DIALECT}] Idempotency-Key records: claim, replay, reuse, and expiry after 24 h`, async (t) => {
+  const { database } = await openFresh(t)
+  const { claimKey, completeKey, purgeExpiredKeys, IDEMPOTENCY_TTL_MS } = await import('../../src/storage/idempotency.js')
+  const claim = { scope: 's', key: 'k', hash: 'h1' }
+  const now = 1_000_000_000_000
+  assert.deepEqual(await claimKey(database.db, claim, { staleMs: 60_000, now }), { kind: 'new' })
+  assert.equal(await codeOf(async () => await claimKey(database.db, claim, { staleMs: 60_000, now: now + 1 })), 'IDEMPOTENCY_KEY_IN_PROGRESS')
+  assert.deepEqual(await claimKey(database.db, claim, { staleMs: 60_000, now: now + 60_001 }), { kind: 'new' }, 'a claim whose replica died is taken over')
+  await completeKey(database.db, claim, 201, { id: 'clf_x' })
+  assert.deepEqual(await claimKey(database.db, claim, { staleMs: 60_000, now: now + 70_000 }), { kind: 'replay', status: 201, body: { id: 'clf_x' } })
+  assert.equal(await codeOf(async () => await claimKey(database.db, { ...claim, hash: 'h2' }, { staleMs: 60_000, now: now + 70_000 })), 'IDEMPOTENCY_KEY_REUSED')
+  assert.equal(await purgeExpiredKeys(database.db, now + 60_001 + IDEMPOTENCY_TTL_MS + 1), 1)
+  assert.deepEqual(await claimKey(database.db, { ...claim, hash: 'h2' }, { staleMs: 60_000, now: now + 2 * IDEMPOTENCY_TTL_MS }), { kind: 'new' }, 'after 24 h the key is free')
+})
