@@ -14,13 +14,12 @@
  * --max-side N shrinks the photos first, which separates the serving stack's cost from the decoding of big JPEGs.
  * --models-dir DIR --model NAME benchmarks another bundle (the server loads only that one).
  */
-import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
+import { ROOT, benchCommandLine, percentile, startServerChild } from './server-child.js'
 import { readBundle } from '../src/bundles/bundle-reader.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -28,15 +27,7 @@ import { embedImages } from '../src/features/embed.js'
 import { inspectImage } from '../src/imaging/decode.js'
 import { applyEvalTransform } from '../src/imaging/eval-transform.js'
 
-const ROOT = new URL('..', import.meta.url).pathname
-const argv = process.argv.slice(2)
-const split = argv.indexOf('--')
-const benchArgs = split === -1 ? argv : argv.slice(0, split)
-const serverArgs = split === -1 ? [] : argv.slice(split + 1)
-function arg (name: string, fallback: string): string {
-  const i = benchArgs.indexOf(`--${name}`)
-  return i === -1 ? fallback : benchArgs[i + 1]
-}
+const { arg, serverArgs } = benchCommandLine()
 const SECONDS = Number(arg('seconds', '10'))
 const CONCURRENCY = arg('concurrency', '1,8,32').split(',').map(Number)
 const PHOTOS = resolve(ROOT, arg('photos', '../shared/data/photos'))
@@ -50,20 +41,6 @@ const MAX_SIDE = Number(arg('max-side', '0'))
 let photos = readdirSync(PHOTOS).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => readFileSync(join(PHOTOS, f)))
 if (photos.length === 0) throw new Error(`no photos in ${PHOTOS}`)
 if (MAX_SIDE > 0) photos = await Promise.all(photos.map((p) => sharp(p).resize(MAX_SIDE, MAX_SIDE, { fit: 'inside' }).jpeg({ quality: 90 }).toBuffer()))
-
-function percentile (sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
-}
-
-async function freePort (): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 interface Level { imagesPerSecond: number, p50: number, p99: number, errors: number, clientCpuSeconds: number }
 
@@ -180,15 +157,8 @@ async function bareSession (): Promise<Array<{ batch: number, imagesPerSecond: n
 }
 
 async function main (): Promise<void> {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', String(port), '--log-level', 'warn', '--models-dir', MODELS_DIR, '--models', MODEL, '--default-model', MODEL, ...serverArgs], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
-  const url = `http://127.0.0.1:${port}`
+  const { url, child } = await startServerChild(['--models-dir', MODELS_DIR, '--models', MODEL, '--default-model', MODEL, ...serverArgs])
   try {
-    for (let i = 0; ; i++) {
-      try { if ((await fetch(`${url}/readyz`)).status === 200) break } catch {}
-      if (i > 600) throw new Error('server not ready after 60 s')
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
     const info = await (await fetch(`${url}/v1/models`)).json() as { data: Array<{ id: string, batching: unknown, execution_provider: string }> }
     console.log(`# ${photos.length} photos from ${PHOTOS}${MAX_SIDE > 0 ? ` shrunk to a longer side of ${MAX_SIDE} px` : ''}, mean ${Math.round(photos.reduce((a, p) => a + p.length, 0) / photos.length / 1024)} KiB; model ${MODEL}; server flags: ${serverArgs.join(' ') || '(defaults)'}; ${SECONDS}s per level`)
     console.log(`# batching ${JSON.stringify(info.data.find((m) => m.id === MODEL)?.batching)}, execution provider ${info.data[0].execution_provider}`)

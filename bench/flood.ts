@@ -13,38 +13,17 @@
  * budget + 256 MiB; every refusal a 503 DECODE_BUDGET_EXCEEDED (or QUEUE_FULL) with Retry-After.
  * Exit code 1 when a flood answer is neither 200 nor such a 503.
  */
-import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import sharp from 'sharp'
+import { ROOT, benchCommandLine, percentile, startServerChild } from './server-child.js'
 
-const ROOT = new URL('..', import.meta.url).pathname
-const argv = process.argv.slice(2)
-const split = argv.indexOf('--')
-const benchArgs = split === -1 ? argv : argv.slice(0, split)
-const serverArgs = split === -1 ? [] : argv.slice(split + 1)
-function arg (name: string, fallback: string): string {
-  const i = benchArgs.indexOf(`--${name}`)
-  return i === -1 ? fallback : benchArgs[i + 1]
-}
+const { arg, serverArgs } = benchCommandLine()
 const SECONDS = Number(arg('seconds', '30'))
 const CLIENTS = Number(arg('clients', '16'))
 const PHOTOS = resolve(ROOT, arg('photos', '../shared/data/photos'))
 const photos = readdirSync(PHOTOS).filter((f) => /\.jpe?g$/i.test(f)).sort().map((f) => readFileSync(join(PHOTOS, f)))
-
-function percentile (values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => { const port = (server.address() as { port: number }).port; server.close(() => resolve(port)) })
-  })
-}
 
 function memory (pid: number): { rss: number, peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
@@ -71,15 +50,8 @@ async function bigImages (): Promise<{ jpeg: Buffer, png: Buffer }> {
 
 async function main (): Promise<void> {
   const { jpeg, png } = await bigImages()
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', String(port), '--log-level', 'warn', ...serverArgs], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
-  const url = `http://127.0.0.1:${port}`
+  const { url, child } = await startServerChild(serverArgs)
   try {
-    for (let i = 0; ; i++) {
-      try { if ((await fetch(`${url}/readyz`)).status === 200) break } catch {}
-      if (i > 600) throw new Error('server not ready after 60 s')
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
     for (const p of photos.slice(0, 4)) await fetch(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(p) })
     const idle = memory(child.pid as number)
     const end = performance.now() + SECONDS * 1000
@@ -125,10 +97,8 @@ async function main (): Promise<void> {
     await Promise.all([...Array.from({ length: CLIENTS }, async (_, k) => await floodClient(k)), livezClient(), smallClient()])
     clearInterval(sampler)
     const after = memory(child.pid as number)
-    const info = await (await fetch(`${url}/v1/models`)).json() as unknown
-    void info
-    const budget = Number(serverArgs[serverArgs.indexOf('--decode-budget-bytes') + 1] ?? NaN)
-    const budgetBytes = serverArgs.includes('--decode-budget-bytes') ? budget : 512 * 1024 * 1024
+    const budgetFlag = serverArgs.indexOf('--decode-budget-bytes')
+    const budgetBytes = budgetFlag === -1 ? 512 * 1024 * 1024 : Number(serverArgs[budgetFlag + 1])
     const mib = (b: number): string => (b / 1024 / 1024).toFixed(0)
     console.log(`# flood: ${CLIENTS} clients x (${(jpeg.length / 1024 / 1024).toFixed(1)} MiB JPEG, ${(png.length / 1024 / 1024).toFixed(1)} MiB PNG; 8000 x 5000 px) for ${SECONDS} s; server flags: ${serverArgs.join(' ') || '(defaults)'}`)
     console.log(`# cpu: ${/model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown'}, ${availableParallelism()} cores`)

@@ -1,0 +1,43 @@
+/**
+ * What the HTTP benchmarks share: their command line (benchmark flags, then `--` and server flags),
+ * percentiles, and the server under test as a child process on a free loopback port, ready before use.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+
+export const ROOT = new URL('..', import.meta.url).pathname
+
+/** `[bench flags] [-- server flags]`: arg(name, fallback) reads a bench flag; serverArgs go to the server. */
+export function benchCommandLine (argv = process.argv.slice(2)): { arg: (name: string, fallback: string) => string, serverArgs: string[] } {
+  const split = argv.indexOf('--')
+  const benchArgs = split === -1 ? argv : argv.slice(0, split)
+  return {
+    arg: (name, fallback) => { const i = benchArgs.indexOf(`--${name}`); return i === -1 ? fallback : benchArgs[i + 1] },
+    serverArgs: split === -1 ? [] : argv.slice(split + 1)
+  }
+}
+
+export function percentile (values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve) => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1', () => { const port = (server.address() as { port: number }).port; server.close(() => resolve(port)) })
+  })
+}
+
+/** `node --import tsx src/server.ts` with `args`, waited for until /readyz answers 200 (at most 60 s). */
+export async function startServerChild (args: string[]): Promise<{ url: string, child: ChildProcess }> {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', String(port), '--log-level', 'warn', ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
+  const url = `http://127.0.0.1:${port}`
+  for (let i = 0; ; i++) {
+    try { if ((await fetch(`${url}/readyz`)).status === 200) break } catch {}
+    if (i > 600) { child.kill('SIGTERM'); throw new Error('server not ready after 60 s') }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return { url, child }
+}
