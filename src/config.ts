@@ -19,6 +19,7 @@ export const ConfigSchema = Type.Object({
   defaultModel: Type.String({ default: 'clmae-vit-mini-p8-64', description: 'model used when a request names none; must load' }),
   executionProvider: Type.Union([Type.Literal('cpu'), Type.Literal('cuda')], { default: 'cpu', description: 'onnxruntime execution provider; cuda needs onnxruntime-node installed with ONNXRUNTIME_NODE_INSTALL=cuda12 and falls back to cpu with a warning' }),
   ortIntraOpThreads: Type.Integer({ default: 0, minimum: 0, description: 'onnxruntime intra-op threads per session (0 = onnxruntime default, one per core)' }),
+  inferenceThread: Type.Boolean({ default: true, description: 'run the onnxruntime sessions on one worker thread, off the event loop (onnxruntime-node runs a batch synchronously); false runs them on the main thread, as before 2026-12-03' }),
   ortAllowSpinning: Type.Boolean({ default: false, description: 'let idle onnxruntime threads spin-wait; off by default: spinning burned 45% more CPU per image on a 2-core host where image decoding runs at the same time' }),
   apiKeys: Type.Array(Type.String({ minLength: 8 }), { default: [], ...LIST, ...SECRET, description: 'accepted API keys (Authorization: Bearer or X-API-Key); empty = no auth on /v1' }),
   protectMetrics: Type.Boolean({ default: false, description: 'require an API key on /metrics too' }),

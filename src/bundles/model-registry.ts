@@ -148,6 +148,7 @@ export class ModelRegistry {
       executionProvider: config.executionProvider,
       intraOpThreads: config.ortIntraOpThreads,
       allowSpinning: config.ortAllowSpinning,
+      thread: config.inferenceThread ? 'worker' : 'main',
       onFallback: (reason) => logger.warn({ path, graph, reason }, 'cuda execution provider unavailable; using cpu')
     }))
     let names = config.models

@@ -1,11 +1,18 @@
 /**
  * InferenceBackend on onnxruntime-node: one InferenceSession per graph file.
+ * onnxruntime-node's `run` is synchronous under its promise (it only defers the call with
+ * setImmediate; microsoft/onnxruntime#19611), so on the event loop every batch would stall HTTP,
+ * `/livez` and decoding for the whole run: measured, the shipped encoder's runs took 8.8 s of the main
+ * thread's 10 s under load and capped throughput. By default the sessions therefore live on one
+ * inference thread (session-thread.ts); `thread: 'main'` keeps the old in-process session (tests,
+ * and a comparison in bench:embeddings).
  * CUDA is tried first when configured (binaries installed with ONNXRUNTIME_NODE_INSTALL=cuda12);
  * if the session cannot be created with it, the CPU provider is used and the caller is told which one runs.
  */
 import * as ort from 'onnxruntime-node'
 import type { InferenceBackend } from './backend.js'
-import type { Tensor } from './tensor.js'
+import { acquireInferenceThread } from './session-thread.js'
+import { toPlainOutputs, type Tensor } from './tensor.js'
 
 export interface OnnxBackendOptions {
   executionProvider: 'cpu' | 'cuda'
@@ -13,51 +20,75 @@ export interface OnnxBackendOptions {
   intraOpThreads: number
   /** idle intra-op threads spin-wait (onnxruntime's default) or sleep */
   allowSpinning?: boolean
+  /** where the session runs: the shared inference thread (default) or the calling (main) thread */
+  thread?: 'worker' | 'main'
   /** called when cuda was asked for but the session fell back to cpu */
   onFallback?: (reason: string) => void
 }
 
+/** The options a session is created with, plain data so they cross to the inference thread. */
+export type SessionSpec = Omit<OnnxBackendOptions, 'thread' | 'onFallback'>
+
 export async function createOnnxBackend (modelPath: string, options: OnnxBackendOptions): Promise<InferenceBackend> {
+  const spec: SessionSpec = { executionProvider: options.executionProvider, intraOpThreads: options.intraOpThreads, allowSpinning: options.allowSpinning }
+  if (options.thread === 'main') {
+    const opened = await openOrtSession(modelPath, spec)
+    if (opened.fallbackReason !== undefined) options.onFallback?.(opened.fallbackReason)
+    return new InThreadBackend(opened.session, opened.executionProvider)
+  }
+  const thread = acquireInferenceThread()
+  try {
+    const created = await thread.createSession(modelPath, spec)
+    if (created.fallbackReason !== undefined) options.onFallback?.(created.fallbackReason)
+    return {
+      executionProvider: created.executionProvider,
+      inputNames: created.inputNames,
+      outputNames: created.outputNames,
+      run: async (feeds) => await thread.run(created.sessionId, feeds),
+      close: async () => { try { await thread.release(created.sessionId) } finally { thread.releaseReference() } }
+    }
+  } catch (error) {
+    thread.releaseReference()
+    throw error
+  }
+}
+
+/** Creates the onnxruntime session (on whichever thread calls it). */
+export async function openOrtSession (modelPath: string, spec: SessionSpec): Promise<{ session: ort.InferenceSession, executionProvider: string, fallbackReason?: string }> {
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
-    ...(options.intraOpThreads > 0 ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    ...(spec.intraOpThreads > 0 ? { intraOpNumThreads: spec.intraOpThreads } : {}),
     // spinning threads steal the CPU that decoding needs (measured: see ortAllowSpinning in src/config.ts)
-    extra: { 'session.intra_op.allow_spinning': options.allowSpinning === true ? '1' : '0' }
+    extra: { 'session.intra_op.allow_spinning': spec.allowSpinning === true ? '1' : '0' }
   }
-  let session: ort.InferenceSession
-  let executionProvider: string = 'cpu'
-  if (options.executionProvider === 'cuda') {
+  if (spec.executionProvider === 'cuda') {
     try {
       const supported = ort.listSupportedBackends().map((b) => b.name)
       if (!supported.includes('cuda')) throw new Error(`this onnxruntime-node build supports ${supported.join(', ')}, not cuda (install with ONNXRUNTIME_NODE_INSTALL=cuda12)`)
-      session = await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ['cuda'] })
-      executionProvider = 'cuda'
+      return { session: await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ['cuda'] }), executionProvider: 'cuda' }
     } catch (error) {
-      options.onFallback?.((error as Error).message)
-      session = await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ['cpu'] })
+      return { session: await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ['cpu'] }), executionProvider: 'cpu', fallbackReason: (error as Error).message }
     }
-  } else {
-    session = await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ['cpu'] })
   }
-  return new OnnxBackend(session, executionProvider)
+  return { session: await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ['cpu'] }), executionProvider: 'cpu' }
 }
 
-class OnnxBackend implements InferenceBackend {
+/** Runs one batch on an onnxruntime session of this thread. */
+export async function runOrtSession (session: ort.InferenceSession, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
+  const ortFeeds: Record<string, ort.Tensor> = {}
+  for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims)
+  const results = await session.run(ortFeeds)
+  return toPlainOutputs(Object.entries(results).map(([name, value]) => [name, value.type, value.data, value.dims]))
+}
+
+class InThreadBackend implements InferenceBackend {
   constructor (private readonly session: ort.InferenceSession, readonly executionProvider: string) {}
 
   get inputNames (): readonly string[] { return this.session.inputNames }
   get outputNames (): readonly string[] { return this.session.outputNames }
 
   async run (feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    const ortFeeds: Record<string, ort.Tensor> = {}
-    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims)
-    const results = await this.session.run(ortFeeds)
-    const out: Record<string, Tensor> = {}
-    for (const [name, value] of Object.entries(results)) {
-      if (value.type !== 'float32' && value.type !== 'int64') throw new Error(`output ${name} has type ${value.type}; bundles use float32 and int64. This is a bug.`)
-      out[name] = { type: value.type, data: value.data as Float32Array | BigInt64Array, dims: [...value.dims] }
-    }
-    return out
+    return await runOrtSession(this.session, feeds)
   }
 
   async close (): Promise<void> {

@@ -58,3 +58,13 @@ export function concatRows (tensors: Tensor[]): Tensor {
 export function shapeKey (feeds: Record<string, Tensor>): string {
   return Object.keys(feeds).sort().map((k) => `${k}:${feeds[k].type}:${feeds[k].dims.slice(1).join('x')}`).join('|')
 }
+
+/** onnxruntime's outputs as plain tensors; bundles produce only float32 and int64. */
+export function toPlainOutputs (outputs: Array<[name: string, type: string, data: unknown, dims: readonly number[]]>): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {}
+  for (const [name, type, data, dims] of outputs) {
+    if (type !== 'float32' && type !== 'int64') throw new Error(`output ${name} has type ${type}; bundles use float32 and int64. This is a bug.`)
+    out[name] = { type, data: data as Float32Array | BigInt64Array, dims: [...dims] }
+  }
+  return out
+}
