@@ -19,7 +19,7 @@ import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
-import { ROOT, benchCommandLine, percentile, startServerChild } from './server-child.js'
+import { ROOT, benchCommandLine, keepAliveAgent, percentile, post, startServerChild } from './server-child.js'
 import { readBundle } from '../src/bundles/bundle-reader.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -38,7 +38,7 @@ const BATCHES = arg('bare-batches', '1,2,4,8,16,32').split(',').map(Number)
 // --max-side N: shrink the photos once, before the run (JPEG q90), to measure the serving stack without big decodes
 const MAX_SIDE = Number(arg('max-side', '0'))
 
-let photos = readdirSync(PHOTOS).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => readFileSync(join(PHOTOS, f)))
+let photos: Buffer[] = readdirSync(PHOTOS).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => readFileSync(join(PHOTOS, f)))
 if (photos.length === 0) throw new Error(`no photos in ${PHOTOS}`)
 if (MAX_SIDE > 0) photos = await Promise.all(photos.map((p) => sharp(p).resize(MAX_SIDE, MAX_SIDE, { fit: 'inside' }).jpeg({ quality: 90 }).toBuffer()))
 
@@ -71,8 +71,8 @@ type Form = 'raw' | 'multipart'
 
 /**
  * Each photo's multipart body, encoded once before the run (as a load generator replaying recorded
- * requests would): fetch's FormData encoding streams the body in chunks and costs the client CPU that
- * the server's measurement should not pay for.
+ * requests would): encoding it per request costs the client CPU that the server's measurement should
+ * not pay for.
  */
 const multipartBodies = photos.map((photo) => {
   const boundary = '----clmae-bench-boundary-7MA4YWxkTrZu0gW'
@@ -81,19 +81,16 @@ const multipartBodies = photos.map((photo) => {
 })
 
 async function httpLevel (url: string, concurrency: number, form: Form): Promise<Level> {
-  return await level(concurrency, SECONDS, async (i) => {
-    const photo = photos[i % photos.length]
-    let init: RequestInit
-    if (form === 'raw') {
-      init = { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(photo) }
-    } else {
-      const encoded = multipartBodies[i % photos.length]
-      init = { method: 'POST', headers: { 'content-type': encoded.type }, body: new Uint8Array(encoded.body) }
-    }
-    const response = await fetch(`${url}/v1/embeddings?model=${MODEL}`, init)
-    await response.arrayBuffer()
-    return response.status
-  })
+  const agent = keepAliveAgent(concurrency)
+  try {
+    return await level(concurrency, SECONDS, async (i) => {
+      const photo = photos[i % photos.length]
+      const encoded = form === 'raw' ? { type: 'image/jpeg', body: photo } : multipartBodies[i % photos.length]
+      return (await post(url, `/v1/embeddings?model=${MODEL}`, encoded.type, encoded.body, agent)).status
+    })
+  } finally {
+    agent.destroy()
+  }
 }
 
 /** The server's own pipeline without HTTP: buildApp's registry and imaging settings, 32 images in flight. */

@@ -17,7 +17,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import sharp from 'sharp'
-import { ROOT, benchCommandLine, percentile, startServerChild } from './server-child.js'
+import { ROOT, benchCommandLine, keepAliveAgent, percentile, post, startServerChild } from './server-child.js'
 
 const { arg, serverArgs } = benchCommandLine()
 const SECONDS = Number(arg('seconds', '30'))
@@ -35,12 +35,12 @@ function memory (pid: number): { rss: number, peak: number } {
 async function bigImages (): Promise<{ jpeg: Buffer, png: Buffer }> {
   const width = 8000
   const height = 5000 // 40,000,000 pixels
-  const base = sharp({ create: { width: 800, height: 500, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).png()
+  const base = sharp({ create: { width: 800, height: 500, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 }, background: '#808080' } }).png()
   const small = await base.toBuffer()
   const upscaled = sharp(small).resize(width, height, { kernel: 'cubic' })
   const jpeg = await upscaled.clone().jpeg({ quality: 70 }).toBuffer()
   // the PNG from a coarser source, so that 40 MP of it compresses under 8 MiB
-  const coarse = await sharp({ create: { width: 80, height: 50, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer()
+  const coarse = await sharp({ create: { width: 80, height: 50, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 60 }, background: '#808080' } }).png().toBuffer()
   const png = await sharp(coarse).resize(width, height, { kernel: 'cubic' }).png({ compressionLevel: 9, palette: true, colours: 64, dither: 0 }).toBuffer()
   for (const [name, b] of [['jpeg', jpeg], ['png', png]] as const) {
     if (b.length > 8 * 1024 * 1024) throw new Error(`the ${name} flood image has ${b.length} bytes, over 8 MiB`)
@@ -56,16 +56,18 @@ async function main (): Promise<void> {
     const idle = memory(child.pid as number)
     const end = performance.now() + SECONDS * 1000
     const flood = new Map<string, number>()
+    const floodAgent = keepAliveAgent(CLIENTS)
+    const smallAgent = keepAliveAgent(1)
     let retryAfterMissing = 0
     const floodClient = async (k: number): Promise<void> => {
       for (let i = k; performance.now() < end; i++) {
         const [type, body] = i % 2 === 0 ? ['image/jpeg', jpeg] : ['image/png', png]
-        const response = await fetch(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': type }, body: new Uint8Array(body) })
-        const answer = await response.json() as { code?: string }
+        const response = await post(url, '/v1/embeddings', type, body, floodAgent)
+        const answer = JSON.parse(response.body.toString()) as { code?: string }
         const key = response.status === 200 ? '200' : `${response.status} ${answer.code ?? ''}`
         flood.set(key, (flood.get(key) ?? 0) + 1)
         if (response.status === 503) {
-          const wait = Number(response.headers.get('retry-after'))
+          const wait = Number(response.headers['retry-after'])
           if (!Number.isFinite(wait)) retryAfterMissing++
           await new Promise((resolve) => setTimeout(resolve, 1000 * (Number.isFinite(wait) ? wait : 1)))
         }
@@ -86,8 +88,7 @@ async function main (): Promise<void> {
     const smallClient = async (): Promise<void> => {
       for (let i = 0; performance.now() < end; i++) {
         const t0 = performance.now()
-        const response = await fetch(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(photos[i % photos.length]) })
-        await response.arrayBuffer()
+        const response = await post(url, '/v1/embeddings', 'image/jpeg', photos[i % photos.length], smallAgent)
         smallTotal++
         if (response.status === 200) { smallOk++; small.push(performance.now() - t0) }
       }
@@ -96,6 +97,8 @@ async function main (): Promise<void> {
     const sampler = setInterval(() => { peakSeen = Math.max(peakSeen, memory(child.pid as number).rss) }, 100)
     await Promise.all([...Array.from({ length: CLIENTS }, async (_, k) => await floodClient(k)), livezClient(), smallClient()])
     clearInterval(sampler)
+    floodAgent.destroy()
+    smallAgent.destroy()
     const after = memory(child.pid as number)
     const budgetFlag = serverArgs.indexOf('--decode-budget-bytes')
     const budgetBytes = budgetFlag === -1 ? 512 * 1024 * 1024 : Number(serverArgs[budgetFlag + 1])
