@@ -1,0 +1,160 @@
+"""quantize: int8 variants of micro bundles (format 1) and of an imported format-2 bundle with external data.
+
+Checked: the output loads in onnxruntime and keeps the graphs' inputs/outputs, the manifest validates with
+its own sha256 values and the source's, the fused-op counts are printed and match the architecture, GELU
+stays exact (BiasGelu, never FastGelu), a fusion that changes the numbers is refused, and nothing is
+written on failure. Fidelity on trained bundles is measured by bench/int8-fidelity.ts, not here.
+"""
+
+import hashlib
+import json
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from clmae import export, import_checkpoint, quantize
+from clmae.configs import get_config
+from clmae.mae import build_models
+
+from conftest import MICRO, TRAINING_DIR
+
+sys.path.insert(0, str(TRAINING_DIR / "tools"))
+from released_checkpoints import build_checkpoint, save_checkpoint  # noqa: E402
+
+EMBED_COSINE = 0.98  # micro bundle, perturbed init, random images: int8 vs fp32 mean-pooled latent
+
+
+@pytest.fixture(scope="module")
+def micro_bundle(tmp_path_factory):
+    """A clmae micro bundle (encoder, decoder, keep_scores) off its init values."""
+    out = tmp_path_factory.mktemp("src") / "clmae-micro"
+    torch.manual_seed(0)
+    mae, masking = build_models(get_config(MICRO), "clmae")
+    with torch.no_grad():
+        for p in [*mae.parameters(), *masking.parameters()]:
+            p.add_(0.05 * torch.randn_like(p))
+    export.write_bundle(mae=mae, masking=masking, config=get_config(MICRO), method="clmae", name=out.name, output=out,
+                        mask_ratio=0.75, training={"data": "synthetic", "num_images": 0, "epochs": 0, "batch_size": 1,
+                                                   "final_losses": {}, "wall_time_seconds": 0.0})
+    return out
+
+
+@pytest.fixture(scope="module")
+def quantized(micro_bundle, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8") / "clmae-micro-int8"
+    return out, quantize.quantize_bundle(bundle=micro_bundle, output=out)
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_manifest_valid_named_and_hashed(micro_bundle, quantized):
+    out, manifest = quantized
+    source = json.loads((micro_bundle / "manifest.json").read_text())
+    export.validate_manifest(json.loads((out / "manifest.json").read_text()))
+    assert manifest["name"] == "clmae-micro-int8"
+    for key, spec in manifest["graphs"].items():
+        assert sha256(out / spec["file"]) == spec["sha256"] and (out / spec["file"]).stat().st_size == spec["bytes"]
+        assert spec["sha256"] != source["graphs"][key]["sha256"]
+        assert spec["inputs"] == source["graphs"][key]["inputs"] and spec["outputs"] == source["graphs"][key]["outputs"]
+    q = manifest["quantization"]
+    assert (q["method"], q["weight_type"], q["per_channel"], q["reduce_range"]) == ("dynamic", "int8", True, True)
+    assert q["source"] == {"name": "clmae-micro", "manifest_sha256": sha256(micro_bundle / "manifest.json"),
+                           "sha256": {k: s["sha256"] for k, s in source["graphs"].items()}}
+    assert q["tools"]["onnxruntime"] == ort.__version__
+
+
+def test_fused_ops_match_the_architecture_and_gelu_stays_exact(quantized):
+    out, manifest = quantized
+    config = get_config(MICRO)
+    graphs = manifest["quantization"]["graphs"]
+    depths = {"encoder": config.depth, "decoder": config.decoder_depth, "keep_scores": config.masking_depth}
+    for key, depth in depths.items():
+        fused = graphs[key]["fused_ops"]
+        assert fused["Attention"] == depth and fused["BiasGelu"] == depth and "FastGelu" not in fused, (key, fused)
+        assert fused["SkipLayerNormalization"] >= 2 * depth - 1, (key, fused)
+        ops = {n.op_type for n in onnx.load(str(out / manifest["graphs"][key]["file"])).graph.node}
+        assert {"QAttention", "MatMulInteger", "BiasGelu"} <= ops and "FastGelu" not in ops and "Attention" not in ops
+
+
+def test_int8_graphs_load_and_stay_close(micro_bundle, quantized):
+    out, manifest = quantized
+    config = get_config(MICRO)
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((4, 3, config.image_size, config.image_size)).astype(np.float32)
+    ids = np.tile(np.arange(config.num_patches), (4, 1))
+    runs = []
+    for bundle in (micro_bundle, out):
+        session = ort.InferenceSession(str(bundle / "encoder.onnx"), providers=["CPUExecutionProvider"])
+        runs.append(session.run(None, {"images": images, "ids_keep": ids})[0][:, 1:].mean(1))  # (N, D)
+    a, b = (r / np.linalg.norm(r, axis=1, keepdims=True) for r in runs)
+    cosine = (a * b).sum(1)
+    assert cosine.min() > EMBED_COSINE, cosine
+    for key in ("decoder", "keep_scores"):
+        session = ort.InferenceSession(str(out / manifest["graphs"][key]["file"]), providers=["CPUExecutionProvider"])
+        got = session.run(None, quantize.random_feeds(session, manifest, 2, 0))[0]
+        assert got.shape[-1] == manifest["graphs"][key]["outputs"][0]["shape"][-1] and np.isfinite(got).all()
+    model = onnx.load(str(out / "encoder.onnx"))
+    source = onnx.load(str(micro_bundle / "encoder.onnx"))
+    assert model.ir_version <= source.ir_version  # what the service's onnxruntime-node reads
+
+
+def test_cli_prints_fused_op_counts(micro_bundle, tmp_path, capsys):
+    assert quantize.main(["--bundle", str(micro_bundle), "--output", str(tmp_path / "x"), "--graphs", "encoder"]) == 0
+    printed = capsys.readouterr().out
+    assert "encoder: fused {'Attention': 2, 'SkipLayerNormalization'" in printed and "'QAttention': 2" in printed
+    manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
+    assert manifest["quantization"]["graphs"]["decoder"] == {"quantized": False}
+    assert sha256(tmp_path / "x" / "decoder.onnx") == sha256(micro_bundle / "decoder.onnx")  # copied as it was
+
+
+def test_wrong_fusion_is_refused_and_nothing_written(micro_bundle, tmp_path, monkeypatch):
+    monkeypatch.setattr(quantize, "heads_of", lambda manifest, graph: (1, 32))  # the micro encoder has 2 heads
+    with pytest.raises(quantize.QuantizeError, match="fused graph differs"):
+        quantize.quantize_bundle(bundle=micro_bundle, output=tmp_path / "bad")
+    assert not (tmp_path / "bad").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_refuses_altered_source_and_double_quantisation(micro_bundle, quantized, tmp_path):
+    with pytest.raises(quantize.QuantizeError, match="already quantised"):
+        quantize.quantize_bundle(bundle=quantized[0], output=tmp_path / "twice")
+    altered = tmp_path / "altered"
+    altered.mkdir()
+    for f in micro_bundle.iterdir():
+        altered.joinpath(f.name).write_bytes(f.read_bytes())
+    with open(altered / "decoder.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(quantize.QuantizeError, match="sha256 differs"):
+        quantize.quantize_bundle(bundle=altered, output=tmp_path / "out")
+
+
+def test_static_calibrated_on_images(micro_bundle, synthetic_folder, tmp_path):
+    with pytest.raises(quantize.QuantizeError, match="calibration-data"):
+        quantize.quantize_bundle(bundle=micro_bundle, output=tmp_path / "s", method="static")
+    manifest = quantize.quantize_bundle(bundle=micro_bundle, output=tmp_path / "s", method="static", graphs=("encoder",),
+                                        calibration_data=synthetic_folder, calibration_count=16)
+    assert manifest["quantization"]["calibration"]["images"] == 16
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "s" / "encoder.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    ort.InferenceSession(str(tmp_path / "s" / "encoder.onnx"), providers=["CPUExecutionProvider"])
+
+
+def test_format2_bundle_with_external_data(tmp_path):
+    """An imported encoder-only timm ViT-B (depth 1) whose weights sit in encoder.onnx.data."""
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(build_checkpoint("timm", width=768, depth=1, seed=3), path)
+    source = tmp_path / "vit-b-timm"
+    assert import_checkpoint.main(["--format", "timm", "--checkpoint", str(path), "--output", str(source),
+                                   "--external-data"]) == 0
+    manifest = quantize.quantize_bundle(bundle=source, output=tmp_path / "vit-b-timm-int8")
+    assert manifest["format_version"] == 2 and set(manifest["graphs"]) == {"encoder"}
+    assert "external_data" not in manifest["graphs"]["encoder"]  # int8 weights fit in the graph file
+    assert manifest["quantization"]["graphs"]["encoder"]["fused_ops"]["Attention"] == 1
+    session = ort.InferenceSession(str(tmp_path / "vit-b-timm-int8" / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    latent = session.run(None, quantize.random_feeds(session, manifest, 1, 0))[0]
+    assert latent.shape[-1] == 768
