@@ -27,6 +27,7 @@ import type { Metrics } from '../metrics.js'
 import type { InferenceBackend } from '../inference/backend.js'
 import { Batcher, type RunOptions, type RunResult } from '../inference/batcher.js'
 import { createOnnxBackend } from '../inference/onnx-backend.js'
+import type { GraphCacheReport, GraphCacheSpec } from '../inference/ort-graph-cache.js'
 import { tensorSize, type Tensor } from '../inference/tensor.js'
 import { BundleError } from './bundle-error.js'
 import { readBundle, type VerifiedBundle } from './bundle-reader.js'
@@ -124,6 +125,18 @@ function warmUpFeeds (spec: GraphSpec, manifest: Manifest, n: number): Record<st
   return feeds
 }
 
+/** The cache identity of a graph: its sha256 and its external data's, as the verified manifest states them. */
+function graphCacheSpec (dir: string, spec: GraphSpec): GraphCacheSpec {
+  return { dir, sourceSha256: [spec.sha256, ...(spec.external_data ?? []).map((d) => d.sha256)] }
+}
+
+function logGraphCache (logger: RegistryLogger, path: string, graph: GraphName, report: GraphCacheReport): void {
+  const fields = { path, graph, cache: report.outcome, entry: report.entry, reason: report.reason, openMs: Math.round(report.openMs) }
+  if (report.outcome === 'hit' || report.outcome === 'miss') logger.info(fields, `optimised graph ${report.outcome === 'hit' ? 'loaded from' : 'written to'} the ort cache`)
+  else if (report.outcome === 'rebuilt') logger.warn(fields, 'ort cache entry invalid; rebuilt from the bundle graph')
+  else logger.warn(fields, 'ort cache not written; the graph was optimised from the bundle')
+}
+
 export class ModelRegistry {
   private constructor (private readonly models: Map<string, LoadedModel>, readonly defaultModel: string) {}
 
@@ -144,12 +157,14 @@ export class ModelRegistry {
   static async load (config: Config, options: { logger: RegistryLogger, metrics?: Metrics, backendFactory?: BackendFactory }): Promise<ModelRegistry> {
     const root = resolve(config.modelsDir)
     const { logger } = options
-    const factory: BackendFactory = options.backendFactory ?? ((path, graph) => createOnnxBackend(path, {
+    const factory: BackendFactory = options.backendFactory ?? ((path, graph, manifest) => createOnnxBackend(path, {
       executionProvider: config.executionProvider,
       intraOpThreads: config.ortIntraOpThreads,
       allowSpinning: config.ortAllowSpinning,
       thread: config.inferenceThread ? 'worker' : 'main',
-      onFallback: (reason) => logger.warn({ path, graph, reason }, 'cuda execution provider unavailable; using cpu')
+      onFallback: (reason) => logger.warn({ path, graph, reason }, 'cuda execution provider unavailable; using cpu'),
+      graphCache: config.ortCacheDir === '' ? undefined : graphCacheSpec(config.ortCacheDir, manifest.graphs[graph] as GraphSpec),
+      onGraphCache: (report) => logGraphCache(logger, path, graph, report)
     }))
     let names = config.models
     if (names.length === 0) {

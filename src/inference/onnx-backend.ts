@@ -11,6 +11,7 @@
  */
 import * as ort from 'onnxruntime-node'
 import type { InferenceBackend } from './backend.js'
+import { openThroughGraphCache, type GraphCacheReport, type GraphCacheSpec } from './ort-graph-cache.js'
 import { acquireInferenceThread } from './session-thread.js'
 import { toPlainOutputs, type Tensor } from './tensor.js'
 
@@ -24,22 +25,28 @@ export interface OnnxBackendOptions {
   thread?: 'worker' | 'main'
   /** called when cuda was asked for but the session fell back to cpu */
   onFallback?: (reason: string) => void
+  /** the optimised-graph cache (ort-graph-cache.ts); none when undefined */
+  graphCache?: GraphCacheSpec
+  /** told what the cache did (hit, miss, rebuilt, unwritable), on the calling thread */
+  onGraphCache?: (report: GraphCacheReport) => void
 }
 
 /** The options a session is created with, plain data so they cross to the inference thread. */
-export type SessionSpec = Omit<OnnxBackendOptions, 'thread' | 'onFallback'>
+export type SessionSpec = Omit<OnnxBackendOptions, 'thread' | 'onFallback' | 'onGraphCache'>
 
 export async function createOnnxBackend (modelPath: string, options: OnnxBackendOptions): Promise<InferenceBackend> {
-  const spec: SessionSpec = { executionProvider: options.executionProvider, intraOpThreads: options.intraOpThreads, allowSpinning: options.allowSpinning }
+  const spec: SessionSpec = { executionProvider: options.executionProvider, intraOpThreads: options.intraOpThreads, allowSpinning: options.allowSpinning, graphCache: options.graphCache }
   if (options.thread === 'main') {
     const opened = await openOrtSession(modelPath, spec)
     if (opened.fallbackReason !== undefined) options.onFallback?.(opened.fallbackReason)
+    if (opened.graphCache !== undefined) options.onGraphCache?.(opened.graphCache)
     return new InThreadBackend(opened.session, opened.executionProvider)
   }
   const thread = acquireInferenceThread()
   try {
     const created = await thread.createSession(modelPath, spec)
     if (created.fallbackReason !== undefined) options.onFallback?.(created.fallbackReason)
+    if (created.graphCache !== undefined) options.onGraphCache?.(created.graphCache)
     return {
       executionProvider: created.executionProvider,
       inputNames: created.inputNames,
@@ -53,24 +60,30 @@ export async function createOnnxBackend (modelPath: string, options: OnnxBackend
   }
 }
 
-/** Creates the onnxruntime session (on whichever thread calls it). */
-export async function openOrtSession (modelPath: string, spec: SessionSpec): Promise<{ session: ort.InferenceSession, executionProvider: string, fallbackReason?: string }> {
+/** Creates the onnxruntime session (on whichever thread calls it), through the graph cache when one is set. */
+export async function openOrtSession (modelPath: string, spec: SessionSpec): Promise<{ session: ort.InferenceSession, executionProvider: string, fallbackReason?: string, graphCache?: GraphCacheReport }> {
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     ...(spec.intraOpThreads > 0 ? { intraOpNumThreads: spec.intraOpThreads } : {}),
     // spinning threads steal the CPU that decoding needs (measured: see ortAllowSpinning in src/config.ts)
     extra: { 'session.intra_op.allow_spinning': spec.allowSpinning === true ? '1' : '0' }
   }
+  const open = async (provider: 'cpu' | 'cuda'): Promise<{ session: ort.InferenceSession, graphCache?: GraphCacheReport }> => {
+    const options = { ...base, executionProviders: [provider] }
+    if (spec.graphCache === undefined) return { session: await ort.InferenceSession.create(modelPath, options) }
+    const { session, report } = await openThroughGraphCache(modelPath, spec.graphCache, options, provider)
+    return { session, graphCache: report }
+  }
   if (spec.executionProvider === 'cuda') {
     try {
       const supported = ort.listSupportedBackends().map((b) => b.name)
       if (!supported.includes('cuda')) throw new Error(`this onnxruntime-node build supports ${supported.join(', ')}, not cuda (install with ONNXRUNTIME_NODE_INSTALL=cuda12)`)
-      return { session: await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ['cuda'] }), executionProvider: 'cuda' }
+      return { ...await open('cuda'), executionProvider: 'cuda' }
     } catch (error) {
-      return { session: await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ['cpu'] }), executionProvider: 'cpu', fallbackReason: (error as Error).message }
+      return { ...await open('cpu'), executionProvider: 'cpu', fallbackReason: (error as Error).message }
     }
   }
-  return { session: await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ['cpu'] }), executionProvider: 'cpu' }
+  return { ...await open('cpu'), executionProvider: 'cpu' }
 }
 
 /** Runs one batch on an onnxruntime session of this thread. */

@@ -6,6 +6,7 @@
 import { parentPort } from 'node:worker_threads'
 import type * as ort from 'onnxruntime-node'
 import { openOrtSession, runOrtSession, type SessionSpec } from './onnx-backend.js'
+import type { GraphCacheReport } from './ort-graph-cache.js'
 import type { Tensor } from './tensor.js'
 
 export type SessionRequest =
@@ -13,7 +14,7 @@ export type SessionRequest =
   | { id: number, op: 'run', sessionId: number, feeds: Record<string, Tensor> }
   | { id: number, op: 'release', sessionId: number }
 
-export interface CreatedSession { sessionId: number, executionProvider: string, inputNames: string[], outputNames: string[], fallbackReason?: string }
+export interface CreatedSession { sessionId: number, executionProvider: string, inputNames: string[], outputNames: string[], fallbackReason?: string, graphCache?: GraphCacheReport }
 
 export type SessionReply =
   | { id: number, ok: true, created?: CreatedSession, outputs?: Record<string, Tensor> }
@@ -27,7 +28,7 @@ async function handle (request: SessionRequest): Promise<{ reply: SessionReply, 
     const opened = await openOrtSession(request.path, request.spec)
     const sessionId = nextSessionId++
     sessions.set(sessionId, opened.session)
-    const created = { sessionId, executionProvider: opened.executionProvider, inputNames: [...opened.session.inputNames], outputNames: [...opened.session.outputNames], fallbackReason: opened.fallbackReason }
+    const created = { sessionId, executionProvider: opened.executionProvider, inputNames: [...opened.session.inputNames], outputNames: [...opened.session.outputNames], fallbackReason: opened.fallbackReason, graphCache: opened.graphCache }
     return { reply: { id: request.id, ok: true, created }, transfer: [] }
   }
   const session = sessions.get(request.sessionId)

@@ -1,0 +1,212 @@
+/**
+ * The optimised-graph cache (src/inference/ort-graph-cache.ts): a miss writes the entry and a hit loads
+ * it with the same outputs (through the inference thread, which reports what it did); a damaged entry
+ * is found by its sha256 and rebuilt; a missing or read-only directory is reported, never fatal;
+ * replicas writing one entry at once leave a valid one; the key moves with every part; a format-2
+ * bundle whose weights are external data goes through the cache (registry, logs).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile, execFileSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { loadConfig } from '../../src/config.js'
+import { ModelRegistry } from '../../src/bundles/model-registry.js'
+import { sha256File } from '../../src/bundles/bundle-reader.js'
+import type { ManifestV2 } from '../../src/bundles/manifest.js'
+import { createOnnxBackend } from '../../src/inference/onnx-backend.js'
+import { cpuFlags, graphCacheKey, openThroughGraphCache, type GraphCacheReport } from '../../src/inference/ort-graph-cache.js'
+import { float32Tensor, int64Tensor, type Tensor } from '../../src/inference/tensor.js'
+import { writeEncoderOnlyBundle } from '../helpers/format2-bundle.js'
+import { BASELINE_MODEL, MODELS_DIR } from '../helpers/server.js'
+
+const REPO = new URL('../../', import.meta.url).pathname
+const PYTHON = join(REPO, '.venv/bin/python')
+const ENCODER = join(MODELS_DIR, BASELINE_MODEL, 'encoder.onnx')
+const S = 64
+const L = 64
+
+function feeds (n: number): Record<string, Tensor> {
+  const images = new Float32Array(n * 3 * S * S)
+  for (let i = 0; i < images.length; i++) images[i] = Math.sin(i * 0.37) * 2
+  return { images: float32Tensor(images, [n, 3, S, S]), ids_keep: int64Tensor(Array.from({ length: n * L }, (_, i) => i % L), [n, L]) }
+}
+
+function cacheDir (t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'clmae-ort-cache-'))
+  t.after(() => { chmodSync(dir, 0o755); rmSync(dir, { recursive: true, force: true }) })
+  return dir
+}
+
+/** Opens the shipped baseline encoder through the cache on the inference thread; its outputs on `feeds(3)` and the report. */
+async function openAndRun (dir: string): Promise<{ report: GraphCacheReport, outputs: Record<string, Tensor> }> {
+  let report: GraphCacheReport | undefined
+  const backend = await createOnnxBackend(ENCODER, { executionProvider: 'cpu', intraOpThreads: 1, graphCache: { dir, sourceSha256: ['baseline'] }, onGraphCache: (r) => { report = r } })
+  try {
+    const outputs = await backend.run(feeds(3))
+    assert.ok(report !== undefined, 'the inference thread reports what the cache did')
+    return { report, outputs }
+  } finally {
+    await backend.close()
+  }
+}
+
+async function uncachedOutputs (): Promise<Record<string, Tensor>> {
+  const backend = await createOnnxBackend(ENCODER, { executionProvider: 'cpu', intraOpThreads: 1, thread: 'main' })
+  try { return await backend.run(feeds(3)) } finally { await backend.close() }
+}
+
+function entryDir (report: GraphCacheReport): string {
+  return report.entry
+}
+
+test('a miss writes the optimised graph, a hit loads it: the same outputs as without the cache', async (t) => {
+  const dir = cacheDir(t)
+  const expected = await uncachedOutputs()
+  const miss = await openAndRun(dir)
+  assert.equal(miss.report.outcome, 'miss')
+  const files = readdirSync(entryDir(miss.report)).sort()
+  assert.deepEqual(files, ['entry.json', 'graph.onnx', 'graph.onnx.data'], 'the weights go to external data')
+  const hit = await openAndRun(dir)
+  assert.equal(hit.report.outcome, 'hit')
+  assert.equal(hit.report.entry, miss.report.entry)
+  for (const outputs of [miss.outputs, hit.outputs]) {
+    assert.deepEqual(outputs.latent.dims, expected.latent.dims)
+    assert.deepEqual(outputs.latent.data, expected.latent.data, 'bit-identical to the session without the cache')
+  }
+  assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('.')), [], 'no temporary directory is left')
+})
+
+test('a damaged entry is found by its size or sha256 and rebuilt; the next start hits again', async (t) => {
+  const dir = cacheDir(t)
+  const expected = await uncachedOutputs()
+  const { report } = await openAndRun(dir)
+  const entry = entryDir(report)
+  const damages: Array<[string, () => void, RegExp]> = [
+    ['truncated data', () => truncateSync(join(entry, 'graph.onnx.data'), 1000), /graph\.onnx\.data has 1000 bytes/],
+    ['one byte flipped in the graph', () => { const b = readFileSync(join(entry, 'graph.onnx')); b[b.length >> 1] ^= 1; writeFileSync(join(entry, 'graph.onnx'), b) }, /graph\.onnx has sha256 [0-9a-f]{64}, entry\.json says/],
+    ['entry.json cut short', () => { const j = readFileSync(join(entry, 'entry.json')); writeFileSync(join(entry, 'entry.json'), j.subarray(0, 40)) }, /entry\.json is not valid/],
+    ['entry.json missing', () => rmSync(join(entry, 'entry.json')), /entry\.json is missing/]
+  ]
+  for (const [what, damage, reason] of damages) {
+    damage()
+    const rebuilt = await openAndRun(dir)
+    assert.equal(rebuilt.report.outcome, 'rebuilt', what)
+    assert.match(rebuilt.report.reason ?? '', reason, what)
+    assert.deepEqual(rebuilt.outputs.latent.data, expected.latent.data, `${what}: served from the bundle's graph`)
+    assert.equal((await openAndRun(dir)).report.outcome, 'hit', `${what}: the rebuilt entry is valid`)
+  }
+})
+
+test('a missing directory, a file, or a read-only directory is reported and the session still opens', async (t) => {
+  const dir = cacheDir(t)
+  for (const [what, path] of [['missing', join(dir, 'absent')], ['a file', join(dir, 'file')]]) {
+    if (what === 'a file') writeFileSync(path, 'x')
+    const { report, outputs } = await openAndRun(path)
+    assert.equal(report.outcome, 'unwritable', what)
+    assert.match(report.reason ?? '', /cannot write in/, what)
+    assert.equal(outputs.latent.dims[0], 3, `${what}: the session runs`)
+  }
+  // read-only: a child process, run as nobody when these tests run as root (root may write anywhere)
+  const readOnly = join(dir, 'read-only')
+  mkdirSync(readOnly)
+  chmodSync(dir, 0o755)
+  chmodSync(readOnly, 0o555)
+  const asOther = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'test/helpers/open-through-graph-cache.ts', ENCODER, readOnly, 'baseline'], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], ...asOther })
+  const report = JSON.parse(out.trim().split('\n').at(-1) as string) as GraphCacheReport
+  assert.equal(report.outcome, 'unwritable')
+  assert.match(report.reason ?? '', /EACCES|EROFS|EPERM/)
+  assert.deepEqual(readdirSync(readOnly), [])
+})
+
+test('replicas writing the same entry at once leave one valid entry and no temporary files', async (t) => {
+  const dir = cacheDir(t)
+  const run = promisify(execFile)
+  const replicas = await Promise.all([0, 1, 2, 3].map(async () => await run(process.execPath, ['--import', 'tsx', 'test/helpers/open-through-graph-cache.ts', ENCODER, dir, 'baseline'], { cwd: REPO })))
+  const outcomes = replicas.map((r) => (JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as GraphCacheReport).outcome)
+  assert.ok(outcomes.every((o) => o === 'miss' || o === 'hit'), `outcomes ${outcomes.join(', ')}`)
+  assert.ok(outcomes.includes('miss'))
+  const entries = readdirSync(dir)
+  assert.equal(entries.length, 1, `one entry, no leftovers: ${entries.join(', ')}`)
+  assert.equal((await openAndRun(dir)).report.outcome, 'hit', 'the surviving entry passes its sha256 check')
+})
+
+test('the key changes with the graph, its external data, onnxruntime, the level, the provider and the CPU flags', () => {
+  const base = { sourceSha256: ['a'.repeat(64)], ortVersion: '1.23.2', optimizationLevel: 'all', executionProvider: 'cpu', cpuFlags: 'x64 avx avx2 fma' }
+  const variants = [
+    { ...base, sourceSha256: ['b'.repeat(64)] },
+    { ...base, sourceSha256: ['a'.repeat(64), 'c'.repeat(64)] },
+    { ...base, ortVersion: '1.24.0' },
+    { ...base, optimizationLevel: 'extended' },
+    { ...base, executionProvider: 'cuda' },
+    { ...base, cpuFlags: 'x64 avx avx2 avx512f fma' }
+  ]
+  const keys = new Set([base, ...variants].map(graphCacheKey))
+  assert.equal(keys.size, 1 + variants.length)
+  assert.equal(graphCacheKey({ ...base }), graphCacheKey(base), 'and only with them')
+  // the flags onnxruntime's kernels dispatch on, sorted; the rest (hypervisor, tsc ...) ignored
+  const x86 = 'processor\t: 0\nflags\t\t: fpu sse2 hypervisor avx2 fma avx sse4_1 avx512_vnni tsc\n\nprocessor\t: 1\nflags\t\t: fpu sse2 avx2\n'
+  assert.match(cpuFlags(x86), / avx avx2 avx512_vnni fma sse2 sse4_1$/)
+  assert.equal(cpuFlags(x86.replace('hypervisor ', '').replace(' tsc', '')), cpuFlags(x86))
+  assert.notEqual(cpuFlags(x86.replace(' avx512_vnni', '')), cpuFlags(x86))
+  assert.match(cpuFlags('processor\t: 0\nFeatures\t: fp asimd evtstrm aes asimddp sve i8mm\n'), / asimd asimddp i8mm sve$/)
+})
+
+test('a session that fails to load from a valid-looking entry is rebuilt from the graph', async (t) => {
+  const dir = cacheDir(t)
+  const { report } = await openAndRun(dir)
+  let calls = 0
+  const failingFirst = async (path: string, options: Parameters<typeof openThroughGraphCache>[2]) => {
+    if (calls++ === 0) throw new Error('simulated load failure')
+    const ort = await import('onnxruntime-node')
+    return await ort.InferenceSession.create(path, options)
+  }
+  const opened = await openThroughGraphCache(ENCODER, { dir, sourceSha256: ['baseline'] }, { graphOptimizationLevel: 'all', executionProviders: ['cpu'] }, 'cpu', failingFirst)
+  await opened.session.release()
+  assert.equal(opened.report.outcome, 'rebuilt')
+  assert.equal(opened.report.entry, report.entry)
+  assert.match(opened.report.reason ?? '', /could not load the cached graph \(simulated load failure\)/)
+})
+
+const NO_PYTHON = existsSync(PYTHON) ? false : `${PYTHON} is missing: npm test (scripts/test-all.sh) creates it`
+
+test('a format-2 bundle whose weights are external data loads through the cache: miss, then hit, same outputs, logged', { skip: NO_PYTHON, timeout: 300_000 }, async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'clmae-ort-cache-f2-'))
+  t.after(() => rmSync(root, { recursive: true, force: true }))
+  const models = join(root, 'models')
+  const bundle = join(models, 'mae-f2-external')
+  const manifest = writeEncoderOnlyBundle(join(MODELS_DIR, BASELINE_MODEL), bundle, 'mae-f2-external')
+  // the same encoder re-saved with its weights in encoder.onnx.data, as clmae.export writes a > 2 GB graph
+  execFileSync(PYTHON, ['-c', 'import onnx, sys; onnx.save_model(onnx.load(sys.argv[1]), sys.argv[2], save_as_external_data=True, all_tensors_to_one_file=True, location="encoder.onnx.data", size_threshold=1024)', ENCODER, join(bundle, 'encoder.onnx')])
+  const file = async (name: string) => ({ file: name, bytes: readFileSync(join(bundle, name)).length, sha256: await sha256File(join(bundle, name)) })
+  const external: ManifestV2 = { ...manifest, graphs: { encoder: { ...manifest.graphs.encoder, ...await file('encoder.onnx'), external_data: [await file('encoder.onnx.data')] } } }
+  writeFileSync(join(bundle, 'manifest.json'), JSON.stringify(external, null, 2) + '\n')
+  const dir = cacheDir(t)
+
+  const load = async (ortCacheDir: string) => {
+    const logs: Array<{ cache?: string, reason?: string }> = []
+    const logger = { info: (o: object) => logs.push(o), warn: (o: object) => logs.push(o), error: (o: object) => logs.push(o) }
+    const config = loadConfig({ env: {}, overrides: { modelsDir: models, defaultModel: 'mae-f2-external', ortCacheDir, ortIntraOpThreads: 1 } })
+    const registry = await ModelRegistry.load(config, { logger: logger as never })
+    try {
+      const { outputs } = await registry.get().run('encoder', feeds(2))
+      return { outcomes: logs.map((l) => l.cache).filter((c) => c !== undefined), outputs }
+    } finally {
+      await registry.close()
+    }
+  }
+  const plain = await load('')
+  assert.deepEqual(plain.outcomes, [], 'no cache, no cache log')
+  const miss = await load(dir)
+  const hit = await load(dir)
+  assert.deepEqual([miss.outcomes, hit.outcomes], [['miss'], ['hit']])
+  assert.deepEqual(miss.outputs.latent.data, plain.outputs.latent.data)
+  assert.deepEqual(hit.outputs.latent.data, plain.outputs.latent.data)
+  // the key covers the external data: the same graph file with other weights is another entry
+  const other = await openThroughGraphCache(join(bundle, 'encoder.onnx'), { dir, sourceSha256: [external.graphs.encoder.sha256, 'f'.repeat(64)] }, { graphOptimizationLevel: 'all', executionProviders: ['cpu'] }, 'cpu')
+  await other.session.release()
+  assert.equal(other.report.outcome, 'miss')
+})
