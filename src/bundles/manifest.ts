@@ -48,6 +48,25 @@ export interface EvalTransform {
   std: [number, number, number]
 }
 
+/**
+ * An int8 variant of another bundle (python -m clmae.quantize). Its graphs have their own sha256 values, so a
+ * classifier pinned to the source's encoder answers 409 CLASSIFIER_MODEL_MISMATCH on it until re-embedded.
+ */
+export interface Quantization {
+  method: 'dynamic' | 'static'
+  weight_type: 'int8'
+  activation_type: 'uint8'
+  per_channel: boolean
+  reduce_range: boolean
+  quantized_ops?: string[]
+  /** per graph: op counts after onnxruntime's fusions and after quantisation, or { quantized: false } */
+  graphs: Record<string, Record<string, unknown>>
+  tools: { onnxruntime: string, onnx: string }
+  calibration?: { data?: string, images?: number, method?: string, format?: string }
+  /** the fp32 bundle it was quantised from */
+  source: { name: string, manifest_sha256: string, sha256: Record<string, string> }
+}
+
 interface ManifestCommon {
   name: string
   method: 'clmae' | 'mae'
@@ -62,6 +81,8 @@ interface ManifestCommon {
   eval_transform: EvalTransform
   opset: number
   created_at: string
+  /** present on an int8 variant (python -m clmae.quantize) */
+  quantization?: Quantization
 }
 
 export interface ManifestV1 extends ManifestCommon {

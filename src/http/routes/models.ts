@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import { COMMON_ERRORS, errorResponses } from '../schemas/common.js'
 import { ModelsResponseSchema, type ModelsResponse } from '../schemas/models.js'
+import type { Manifest } from '../../bundles/manifest.js'
 
 export default async function modelsRoutes (app: FastifyInstance): Promise<void> {
   app.get('/v1/models', {
@@ -26,10 +27,17 @@ async function listModels (this: FastifyInstance): Promise<ModelsResponse> {
       method: m.manifest.method,
       has_decoder: m.hasGraph('decoder'),
       has_masking_module: m.hasGraph('keep_scores'),
+      quantization: quantizationOf(m.manifest),
       manifest: m.manifest as unknown as Record<string, unknown>,
       sha256: m.sha256 as Record<string, string>,
       execution_provider: m.executionProvider,
       batching: { max_batch_size: config.maxBatchSize, max_wait_ms: config.maxWaitMs, max_queue: config.maxQueue, queue_depth: m.queueDepths() as Record<string, number> }
     }))
   }
+}
+
+function quantizationOf (manifest: Manifest): ModelsResponse['data'][number]['quantization'] {
+  const q = manifest.quantization
+  if (q === undefined) return null
+  return { method: q.method, weight_type: q.weight_type, per_channel: q.per_channel, source_model: q.source.name, source_encoder_sha256: q.source.sha256.encoder }
 }
