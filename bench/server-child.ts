@@ -5,6 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { Agent, request } from 'node:http'
 import { createServer } from 'node:net'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 export const ROOT = new URL('..', import.meta.url).pathname
 
@@ -30,12 +33,18 @@ async function freePort (): Promise<number> {
   })
 }
 
-/** `node --import tsx src/server.ts` with `args`, waited for until /readyz answers 200 (at most 60 s). */
+/**
+ * `node --import tsx src/server.ts` with `args`, waited for until /readyz answers 200 (at most 60 s).
+ * Its classifier store is a throw-away SQLite file unless `args` name one, so a service already
+ * running from this checkout (holding data/clmae.sqlite) does not stop the benchmark.
+ */
 export async function startServerChild (args: string[]): Promise<{ url: string, child: ChildProcess }> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', String(port), '--log-level', 'warn', ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
+  const store = args.includes('--db-path') || args.includes('--database-url') ? [] : ['--db-path', join(mkdtempSync(join(tmpdir(), 'clmae-bench-')), 'store.sqlite')]
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', String(port), '--log-level', 'warn', ...store, ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
   const url = `http://127.0.0.1:${port}`
   for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`the server exited with status ${child.exitCode} before it was ready (its message is above)`)
     try { if ((await fetch(`${url}/readyz`)).status === 200) break } catch {}
     if (i > 600) { child.kill('SIGTERM'); throw new Error('server not ready after 60 s') }
     await new Promise((resolve) => setTimeout(resolve, 100))
