@@ -5,9 +5,11 @@
  * with 503 DECODE_BUDGET_EXCEEDED and Retry-After, rather than queued: memory, not time, is what a flood
  * of 40-megapixel PNGs exhausts, and a refusal costs the client one retry, not the process.
  *
- * The bytes counted per image are what its decode allocates: width x height x 3 of the decoded image
- * (the caller passes the size after any shrink-on-load). Waiting for a slot is FIFO and ends early when
- * the request's signal aborts (client gone), releasing the bytes.
+ * The bytes counted per image are what its decode takes at its peak (decode.ts decodeCostBytes: the
+ * RGB output plus any frame the decoder holds whole; full size, even where the fast path shrinks a JPEG
+ * on load). An image that needs more than the whole budget could never be admitted: it is refused with
+ * 413 IMAGE_TOO_MANY_PIXELS, not a 503 that no retry can cure. Waiting for a slot is FIFO and ends early
+ * when the request's signal aborts (client gone), releasing the bytes.
  */
 import { ApiError } from '../errors.js'
 
@@ -30,6 +32,10 @@ export class DecodeAdmission {
 
   /** Runs `task` once admitted; refuses at once when the bytes do not fit the budget. */
   async run<T> (bytes: number, task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (bytes > this.options.budgetBytes) {
+      throw new ApiError('IMAGE_TOO_MANY_PIXELS',
+        `decoding this image needs ${bytes} bytes (its pixels, depth, format and orientation), more than the whole decode budget of ${this.options.budgetBytes} bytes (CLMAE_DECODE_BUDGET_BYTES)`)
+    }
     if (this.admittedBytes + bytes > this.options.budgetBytes) {
       throw new ApiError('DECODE_BUDGET_EXCEEDED',
         `decoding this image needs ${bytes} bytes; ${this.admittedBytes} of the ${this.options.budgetBytes} bytes of CLMAE_DECODE_BUDGET_BYTES are in use`,

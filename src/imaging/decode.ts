@@ -24,6 +24,8 @@ export interface ImageSource {
   /** size after EXIF orientation, first frame only */
   width: number
   height: number
+  /** bytes per pixel the decoder's whole frame takes when it holds one (decodeCostBytes); 0 when it streams */
+  heldBytesPerPixel: number
   /** a fresh sharp pipeline on the bytes: limits set, EXIF-oriented, first frame */
   pipeline: () => sharp.Sharp
 }
@@ -77,7 +79,34 @@ export async function inspectImage (bytes: Buffer, limits: ImageLimits): Promise
   if (Math.min(width, height) < limits.minImageSide) {
     throw new ApiError('IMAGE_TOO_SMALL', `an image is ${width} x ${height}; the shortest side must be at least ${limits.minImageSide} pixels`)
   }
-  return { bytes, maxImagePixels: limits.maxImagePixels, format, width, height, pipeline }
+  return { bytes, maxImagePixels: limits.maxImagePixels, format, width, height, heldBytesPerPixel: heldBytesPerPixel(format, meta), pipeline }
+}
+
+const SAMPLE_BYTES: Record<string, number> = { uchar: 1, char: 1, ushort: 2, short: 2, uint: 4, int: 4, float: 4, complex: 8, double: 8, dpcomplex: 16 }
+
+/**
+ * Bytes per pixel that decoding holds beyond its RGB output, from the header. libvips streams most
+ * decodes (a 40 MP 16-bit RGBA PNG adds 0.8 byte per pixel at peak), but holds a whole frame when
+ * - the EXIF orientation rotates (3 to 8): sharp copies the decoded frame to memory, at its stored bands
+ *   and depth (sharp's pipeline.cc, StaySequential), e.g. 8 bytes per pixel for 16-bit RGBA;
+ * - the format is WebP or GIF, whose decoders write whole RGBA frames (5.1-5.5 and 4.5 bytes per pixel).
+ * Figures: peak RSS of one 8000 x 5000 decode (toRgb) per format, in 2026-12-03's review of issue 11.
+ */
+function heldBytesPerPixel (format: string, meta: sharp.Metadata): number {
+  const rotates = (meta.orientation ?? 1) >= 3
+  const frame = rotates ? (meta.channels ?? 4) * (SAMPLE_BYTES[meta.depth ?? ''] ?? 8) : 0
+  const whole = format === 'webp' ? 6 : format === 'gif' ? 5 : 0
+  return frame + whole
+}
+
+/**
+ * The memory one decode takes at its peak, what the decode admission counts (decode-admission.ts):
+ * the (H, W, 3) uint8 output plus whatever frame the decoder holds whole (heldBytesPerPixel). Counting
+ * 3 bytes per pixel alone let a 40 MP EXIF-rotated 16-bit RGBA PNG (0.5 MB of bytes) take 441 MB
+ * against 120 MB admitted, and a 1.6 KB WebP 324 MB.
+ */
+export function decodeCostBytes (source: Pick<ImageSource, 'width' | 'height' | 'heldBytesPerPixel'>): number {
+  return source.width * source.height * (3 + source.heldBytesPerPixel)
 }
 
 /** Runs a pipeline to 8-bit RGB pixels, mapping decode failures to IMAGE_* errors. */

@@ -11,7 +11,7 @@
  */
 import type { EvalTransform } from '../bundles/manifest.js'
 import type { Metrics } from '../metrics.js'
-import { toRgb, type ImageSource } from './decode.js'
+import { decodeCostBytes, toRgb, type ImageSource } from './decode.js'
 import { DecodeAdmission } from './decode-admission.js'
 import { resampleRgb } from './resample.js'
 import { TransformPool } from './transform-pool.js'
@@ -82,18 +82,13 @@ export function configureImaging (options: { resizeBackend: ResizeBackend, admis
 /** every pool made, by size, so that reconfiguring (tests, several apps in one process) reuses them */
 const pools = new Map<number, TransformPool>()
 
-/** Decoded bytes an image costs: what its decode allocates (RGB at the decoded size). */
-export function decodedBytes (source: ImageSource): number {
-  return source.width * source.height * 3
-}
-
 /**
  * The eval transform of one image, admitted first (decode-admission.ts) when admission is configured:
  * 503 DECODE_BUDGET_EXCEEDED when its decoded bytes do not fit the budget; `signal` ends a wait for a slot.
  */
 export async function applyEvalTransform (source: ImageSource, transform: EvalTransform, metrics?: Metrics, signal?: AbortSignal): Promise<TransformedImage> {
   if (admission === undefined) return await transformImage(source, transform, metrics)
-  return await admission.run(decodedBytes(source), async () => await transformImage(source, transform, metrics), signal)
+  return await admission.run(decodeCostBytes(source), async () => await transformImage(source, transform, metrics), signal)
 }
 
 async function transformImage (source: ImageSource, transform: EvalTransform, metrics?: Metrics): Promise<TransformedImage> {

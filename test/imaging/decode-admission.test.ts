@@ -8,6 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import sharp from 'sharp'
 import { DecodeAdmission } from '../../src/imaging/decode-admission.js'
+import { decodeCostBytes, inspectImage } from '../../src/imaging/decode.js'
 import { ApiError } from '../../src/errors.js'
 import { postJson, startServer } from '../helpers/server.js'
 import { expectProblem } from '../helpers/problem.js'
@@ -83,4 +84,24 @@ test('over HTTP: images past the budget get 503 DECODE_BUDGET_EXCEEDED with Retr
   const metrics = await (await fetch(`${server.url}/metrics`)).text()
   assert.match(metrics, /^clmae_decode_admitted_bytes 0$/m, 'every admitted byte was returned')
   assert.equal((await postJson(`${server.url}/v1/embeddings`, { input })).status, 200)
+})
+
+test('an image costs what its decode holds: a rotated 16-bit RGBA PNG, a WebP and a GIF more than 3 bytes per pixel', async () => {
+  const LIMITS = { maxImageBytes: 1e9, maxImagePixels: 1e9, minImageSide: 1, allowedFormats: ['png', 'jpeg', 'webp', 'gif'] }
+  const W = 100
+  const H = 80
+  const rgba = (): sharp.Sharp => sharp({ create: { width: W, height: H, channels: 4, background: { r: 9, g: 99, b: 199, alpha: 0.5 } } })
+  const cost = async (bytes: Buffer): Promise<number> => decodeCostBytes(await inspectImage(bytes, LIMITS))
+  // measured peaks at 8000 x 5000 (decode.ts): 3.4, 11, 8.1-8.5 and 7.5 bytes per pixel
+  assert.equal(await cost(await rgba().removeAlpha().png().toBuffer()), W * H * 3, 'a plain 8-bit RGB PNG streams: its output only')
+  assert.ok(await cost(await rgba().toColourspace('rgb16').withMetadata({ orientation: 6 }).png().toBuffer()) >= W * H * (3 + 8), 'rotated 16-bit RGBA: the whole frame is copied to rotate it')
+  assert.ok(await cost(await rgba().webp({ lossless: true }).toBuffer()) >= W * H * 8, 'WebP decodes whole RGBA frames')
+  assert.ok(await cost(await rgba().gif().toBuffer()) >= W * H * 7, 'GIF decodes whole RGBA frames')
+})
+
+test('an image that needs more than the whole budget is refused with 413 IMAGE_TOO_MANY_PIXELS, not a 503 that no retry can cure', async () => {
+  const admission = new DecodeAdmission({ maxConcurrent: 1, budgetBytes: 100, retryAfterSeconds: 3 })
+  await assert.rejects(admission.run(101, async () => 'never'), (e: ApiError) => e.code === 'IMAGE_TOO_MANY_PIXELS' && e.status === 413)
+  assert.equal(await admission.run(100, async () => 'fits'), 'fits')
+  assert.deepEqual(admission.state, { admittedBytes: 0, running: 0, waiting: 0 })
 })
