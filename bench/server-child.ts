@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { Agent, request } from 'node:http'
 import { createServer } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -37,19 +38,24 @@ async function freePort (): Promise<number> {
  * `node --import tsx src/server.ts` with `args`, waited for until /readyz answers 200 (at most 60 s).
  * Its classifier store is a throw-away SQLite file unless `args` name one, so a service already
  * running from this checkout (holding data/clmae.sqlite) does not stop the benchmark.
+ * Options (bench:start-to-ready): `compiled` runs `node dist/server.js` (npm run build first) as in
+ * production; `pollMs` is the /readyz polling interval; readyMs is spawn to the first 200.
  */
-export async function startServerChild (args: string[]): Promise<{ url: string, child: ChildProcess }> {
+export async function startServerChild (args: string[], options: { compiled?: boolean, pollMs?: number, readyTimeoutMs?: number } = {}): Promise<{ url: string, child: ChildProcess, readyMs: number }> {
+  const { compiled = false, pollMs = 100, readyTimeoutMs = 60_000 } = options
   const port = await freePort()
   const store = args.includes('--db-path') || args.includes('--database-url') ? [] : ['--db-path', join(mkdtempSync(join(tmpdir(), 'clmae-bench-')), 'store.sqlite')]
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', '--port', String(port), '--log-level', 'warn', ...store, ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
+  const entry = compiled ? ['dist/server.js'] : ['--import', 'tsx', 'src/server.ts']
+  const spawnedAt = performance.now()
+  const child = spawn(process.execPath, [...entry, '--port', String(port), '--log-level', 'warn', ...store, ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
   const url = `http://127.0.0.1:${port}`
-  for (let i = 0; ; i++) {
+  for (;;) {
     if (child.exitCode !== null) throw new Error(`the server exited with status ${child.exitCode} before it was ready (its message is above)`)
     try { if ((await fetch(`${url}/readyz`)).status === 200) break } catch {}
-    if (i > 600) { child.kill('SIGTERM'); throw new Error('server not ready after 60 s') }
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    if (performance.now() - spawnedAt > readyTimeoutMs) { child.kill('SIGTERM'); throw new Error(`server not ready after ${readyTimeoutMs / 1000} s`) }
+    await new Promise((resolve) => setTimeout(resolve, pollMs))
   }
-  return { url, child }
+  return { url, child, readyMs: performance.now() - spawnedAt }
 }
 
 /**

@@ -76,7 +76,7 @@ export function cpuFlags (cpuinfo?: string): string {
     try { text = readFileSync('/proc/cpuinfo', 'utf8') } catch { return `${arch()} ${cpus()[0]?.model ?? 'unknown'}` }
   }
   const line = /^(?:flags|Features)\s*:(.*)$/m.exec(text)?.[1] ?? ''
-  const relevant = line.trim().split(/\s+/).filter((f) => /^(sse|ssse|avx|fma|f16c|amx|vnni|asimd|sve|i8mm|bf16|dotprod|fphp|fp16|sme)/.test(f))
+  const relevant = line.trim().split(/\s+/).filter((f) => /^(sse|ssse|avx|fma|f16c|amx|vnni|asimd|sve|i8mm|bf16|dotprod|fphp|fp16)|^sme\d*$/.test(f))
   return `${arch()} ${[...new Set(relevant)].sort().join(' ')}`
 }
 

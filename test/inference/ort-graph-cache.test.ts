@@ -148,9 +148,9 @@ test('the key changes with the graph, its external data, onnxruntime, the level,
   assert.equal(keys.size, 1 + variants.length)
   assert.equal(graphCacheKey({ ...base }), graphCacheKey(base), 'and only with them')
   // the flags onnxruntime's kernels dispatch on, sorted; the rest (hypervisor, tsc ...) ignored
-  const x86 = 'processor\t: 0\nflags\t\t: fpu sse2 hypervisor avx2 fma avx sse4_1 avx512_vnni tsc\n\nprocessor\t: 1\nflags\t\t: fpu sse2 avx2\n'
+  const x86 = 'processor\t: 0\nflags\t\t: fpu sse2 hypervisor avx2 fma avx sse4_1 avx512_vnni tsc smep\n\nprocessor\t: 1\nflags\t\t: fpu sse2 avx2\n'
   assert.match(cpuFlags(x86), / avx avx2 avx512_vnni fma sse2 sse4_1$/)
-  assert.equal(cpuFlags(x86.replace('hypervisor ', '').replace(' tsc', '')), cpuFlags(x86))
+  assert.equal(cpuFlags(x86.replace('hypervisor ', '').replace(' tsc smep', '')), cpuFlags(x86))
   assert.notEqual(cpuFlags(x86.replace(' avx512_vnni', '')), cpuFlags(x86))
   assert.match(cpuFlags('processor\t: 0\nFeatures\t: fp asimd evtstrm aes asimddp sve i8mm\n'), / asimd asimddp i8mm sve$/)
 })
