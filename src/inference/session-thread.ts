@@ -5,6 +5,8 @@
  * One thread rather than one per session: the runs were serial on the main thread too, and more
  * threads would each bring their own onnxruntime intra-op pool onto the same cores.
  * Inputs are copied to the thread (the caller may still hold them); outputs come back transferred.
+ * A thread that dies is started again on the next call, and each session is re-created from its graph
+ * before its next run: the calls in flight at the crash fail, the process keeps serving.
  */
 import { Worker } from 'node:worker_threads'
 import { workerEntry } from '../worker-entry.js'
@@ -14,64 +16,105 @@ import type { Tensor } from './tensor.js'
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 
-export class InferenceThread {
-  private readonly worker: Worker
-  private readonly pending = new Map<number, { resolve: (reply: SessionReply & { ok: true }) => void, reject: (error: Error) => void }>()
-  private nextId = 1
-  private references = 0
-  private failure?: Error
+/** A session as the backends know it: its graph and options, and its id on the current worker. */
+interface KnownSession { path: string, spec: SessionSpec, generation: number, remote: Promise<number> }
 
-  constructor (private readonly onEnd: () => void) {
-    this.worker = new Worker(workerEntry(import.meta.url, 'session-worker'))
-    this.worker.unref() // an idle thread does not keep the process alive; a call in flight does
-    this.worker.on('message', (reply: SessionReply) => {
-      const waiting = this.pending.get(reply.id)
-      if (waiting === undefined) return
-      this.pending.delete(reply.id)
-      if (this.pending.size === 0) this.worker.unref()
-      if (reply.ok) waiting.resolve(reply)
-      else waiting.reject(new Error(reply.message))
-    })
-    this.worker.on('error', (error) => this.fail(new Error(`inference thread failed: ${error.message}`, { cause: error })))
-    this.worker.on('exit', (code) => this.fail(new Error(`inference thread exited (code ${code})`)))
-  }
+export class InferenceThread {
+  private worker: Worker | undefined
+  /** counts the workers started: a session made on an earlier one is re-created before its next run */
+  private generation = 0
+  private readonly pending = new Map<number, { resolve: (reply: SessionReply & { ok: true }) => void, reject: (error: Error) => void }>()
+  private readonly sessions = new Map<number, KnownSession>()
+  private nextId = 1
+  private nextSessionId = 1
+  private references = 0
+  private ended = false
+
+  constructor (private readonly onEnd: () => void) {}
 
   addReference (): void { this.references++ }
 
   /** Drops one backend's reference; the last one terminates the thread. */
   releaseReference (): void {
     if (--this.references > 0) return
+    this.ended = true
     this.onEnd()
-    void this.worker.terminate()
+    const worker = this.worker
+    this.worker = undefined
+    void worker?.terminate()
   }
 
   async createSession (path: string, spec: SessionSpec): Promise<CreatedSession> {
-    return (await this.call({ op: 'create', path, spec })).created as CreatedSession
+    const created = (await this.call({ op: 'create', path, spec })).created as CreatedSession
+    const sessionId = this.nextSessionId++
+    // the worker that answered is the current one (read after the call: the call may have started it)
+    this.sessions.set(sessionId, { path, spec, generation: this.generation, remote: Promise.resolve(created.sessionId) })
+    return { ...created, sessionId }
   }
 
   async run (sessionId: number, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    return (await this.call({ op: 'run', sessionId, feeds })).outputs as Record<string, Tensor>
+    const remote = await this.remoteId(sessionId)
+    return (await this.call({ op: 'run', sessionId: remote, feeds })).outputs as Record<string, Tensor>
   }
 
   async release (sessionId: number): Promise<void> {
-    if (this.failure === undefined) await this.call({ op: 'release', sessionId })
+    const session = this.sessions.get(sessionId)
+    this.sessions.delete(sessionId)
+    if (session === undefined || session.generation !== this.generation || this.worker === undefined) return // gone with its worker
+    await this.call({ op: 'release', sessionId: await session.remote })
+  }
+
+  /**
+   * The session's id on the current worker. After a crash (the worker gone, e.g. out of memory) the
+   * thread restarts on the next call and each session is created again from its graph, once.
+   */
+  private async remoteId (sessionId: number): Promise<number> {
+    const session = this.sessions.get(sessionId)
+    if (session === undefined) throw new Error(`inference thread has no session ${sessionId}. This is a bug.`)
+    if (this.worker === undefined && !this.ended) this.start()
+    if (session.generation !== this.generation) {
+      session.generation = this.generation
+      session.remote = this.call({ op: 'create', path: session.path, spec: session.spec }).then((reply) => (reply.created as CreatedSession).sessionId)
+      session.remote.catch(() => { session.generation = -1 }) // try again on the next run
+    }
+    return await session.remote
+  }
+
+  private start (): Worker {
+    const worker = new Worker(workerEntry(import.meta.url, 'session-worker'))
+    this.worker = worker
+    this.generation++
+    worker.unref() // an idle thread does not keep the process alive; a call in flight does
+    worker.on('message', (reply: SessionReply) => {
+      const waiting = this.pending.get(reply.id)
+      if (waiting === undefined) return
+      this.pending.delete(reply.id)
+      if (this.pending.size === 0) worker.unref()
+      if (reply.ok) waiting.resolve(reply)
+      else waiting.reject(new Error(reply.message))
+    })
+    worker.on('error', (error) => this.lost(worker, new Error(`inference thread failed: ${error.message}`, { cause: error })))
+    worker.on('exit', (code) => this.lost(worker, new Error(`inference thread exited (code ${code})`)))
+    return worker
+  }
+
+  /** The worker died (or was terminated): its calls fail; the next call starts a new one (not at once: no crash loop). */
+  private lost (worker: Worker, error: Error): void {
+    if (worker !== this.worker) return // an earlier worker's second event, or the terminated one
+    this.worker = undefined
+    for (const waiting of this.pending.values()) waiting.reject(error)
+    this.pending.clear()
   }
 
   private async call (request: DistributiveOmit<SessionRequest, 'id'>): Promise<SessionReply & { ok: true }> {
-    if (this.failure !== undefined) throw this.failure
+    if (this.ended) throw new Error('the inference thread has ended (every backend closed). This is a bug.')
+    const worker = this.worker ?? this.start()
     const id = this.nextId++
     return await new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject })
-      this.worker.ref()
-      this.worker.postMessage({ ...request, id })
+      worker.ref()
+      worker.postMessage({ ...request, id })
     })
-  }
-
-  private fail (error: Error): void {
-    this.failure ??= error
-    this.onEnd()
-    for (const waiting of this.pending.values()) waiting.reject(error)
-    this.pending.clear()
   }
 }
 

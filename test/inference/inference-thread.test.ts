@@ -1,7 +1,8 @@
 /**
  * The onnxruntime sessions on the inference thread (src/inference/session-thread.ts): the same outputs
  * as a session on the main thread, concurrent runs of two sessions each get their own answer, the event
- * loop stays free while batches run, and a released session is gone.
+ * loop stays free while batches run, a released session is gone, and a thread that dies is restarted
+ * with its sessions re-created.
  * The event-loop check uses eventLoopUtilization (the share of time the loop spent running code rather
  * than waiting): unlike a timer's gap it does not move when a busy machine deschedules the process.
  */
@@ -9,7 +10,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import type { Worker } from 'node:worker_threads'
 import { createOnnxBackend } from '../../src/inference/onnx-backend.js'
+import { acquireInferenceThread } from '../../src/inference/session-thread.js'
 import type { InferenceBackend } from '../../src/inference/backend.js'
 import { float32Tensor, int64Tensor, type Tensor } from '../../src/inference/tensor.js'
 import { BASELINE_MODEL, DEFAULT_MODEL, MODELS_DIR } from '../helpers/server.js'
@@ -88,4 +91,26 @@ test('a session that cannot be created rejects, and the thread is released', asy
   const b = await createOnnxBackend(encoder(DEFAULT_MODEL), options)
   await b.run(encoderFeeds(1, 0))
   await b.close()
+})
+
+test('a crashed inference thread is restarted: its sessions are re-created and answer as before', async () => {
+  const a = await createOnnxBackend(encoder(DEFAULT_MODEL), options)
+  const b = await createOnnxBackend(encoder(BASELINE_MODEL), options)
+  try {
+    const feeds = encoderFeeds(2, 3)
+    const before = await a.run(feeds)
+    // the crash, as the main thread sees one (an uncaught error or an OOM ends the worker the same way);
+    // while idle: terminating a worker inside onnxruntime's native run aborts the whole process
+    const thread = acquireInferenceThread()
+    await (thread as unknown as { worker: Worker }).worker.terminate()
+    thread.releaseReference()
+    const after = await a.run(feeds)
+    assert.deepEqual(after[a.outputNames[0]].data, before[a.outputNames[0]].data, 'the re-created session gives the same outputs')
+    const [again, other] = await Promise.all([a.run(feeds), b.run(encoderFeeds(1, 0))])
+    assert.deepEqual(again[a.outputNames[0]].data, before[a.outputNames[0]].data)
+    assert.deepEqual(other[b.outputNames[0]].dims.slice(0, 1), [1])
+  } finally {
+    await a.close()
+    await b.close()
+  }
 })
