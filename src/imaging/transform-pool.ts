@@ -23,6 +23,8 @@ export class TransformPool {
   private started = 0
   private nextId = 1
   private closed = false
+  /** close() waiting for the running jobs */
+  private onIdle?: () => void
 
   constructor (readonly size: number) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`transform pool size must be a positive integer, got ${size}. This is a bug.`)
@@ -46,11 +48,15 @@ export class TransformPool {
     return this.queue.length + this.busy.size
   }
 
+  /**
+   * Refuses the queued jobs, lets the running ones finish (their callers, and the decode admission's
+   * bytes, are waiting on them), then ends the workers.
+   */
   async close (): Promise<void> {
     this.closed = true
     for (const p of this.queue.splice(0)) p.reject(new Error('transform pool closed'))
-    await Promise.all([...this.idle, ...this.busy.keys()].map(async (w) => await w.terminate()))
-    this.idle.length = 0
+    if (this.busy.size > 0) await new Promise<void>((resolve) => { this.onIdle = resolve })
+    await Promise.all(this.idle.splice(0).map(async (w) => await w.terminate()))
   }
 
   private dispatch (): void {
@@ -77,9 +83,10 @@ export class TransformPool {
         else pending.reject(reply.code !== undefined ? new ApiError(reply.code, reply.message) : new Error(`transform worker: ${reply.message}`))
       }
       this.dispatch()
+      this.settledOne()
     })
     worker.on('error', (error) => this.lost(worker, error))
-    worker.on('exit', (code) => { if (!this.closed) this.lost(worker, new Error(`transform worker exited with code ${code}`)) })
+    worker.on('exit', (code) => this.lost(worker, new Error(`transform worker exited with code ${code}`)))
     return worker
   }
 
@@ -93,5 +100,10 @@ export class TransformPool {
     this.started--
     pending?.reject(error)
     if (!this.closed) this.dispatch()
+    this.settledOne()
+  }
+
+  private settledOne (): void {
+    if (this.busy.size === 0) this.onIdle?.()
   }
 }

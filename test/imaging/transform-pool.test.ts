@@ -3,6 +3,7 @@
  * a 40-megapixel PNG processed while the event loop keeps ticking: its longest gap stays under a
  * bound that the inline resample (about 0.6 s of one core for 40 MP) cannot meet. The bound is loose on
  * purpose (shared 2-core machines); the inline run is measured in the same test to show it would fail.
+ * close() with work in flight settles every job (a job left pending would hold its admission bytes).
  */
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -17,9 +18,7 @@ const TRANSFORM: EvalTransform = { color_mode: 'RGB', resize_shorter_side: 73, c
 const LIMITS = { maxImageBytes: 1e9, maxImagePixels: 40_000_000, minImageSide: 8, allowedFormats: ['png', 'jpeg'] }
 after(() => { configureImaging({ resizeBackend: 'pillow' }) })
 
-test('the pool gives exactly the inline transform, and the same coded errors', async (t) => {
-  const pool = new TransformPool(1)
-  t.after(async () => await pool.close())
+test('the pool gives exactly the inline transform, and the same coded errors', async () => {
   for (const name of ['gradient.png', 'exif-rotated.jpg', 'animated.gif']) {
     const bytes = readFileSync(new URL(`../fixtures/images/${name}`, import.meta.url))
     const source = await inspectImage(bytes, { ...LIMITS, allowedFormats: ['png', 'jpeg', 'gif'] })
@@ -56,4 +55,20 @@ test('a 40 MP PNG is resampled off the event loop', async () => {
   console.log(`longest event-loop gap, 40 MP PNG: inline resample ${inlineGap.toFixed(0)} ms, worker pool ${pooledGap.toFixed(0)} ms`)
   assert.ok(inlineGap > 300, `the inline resample blocked the loop for only ${inlineGap.toFixed(0)} ms: this test would not catch a regression`)
   assert.ok(pooledGap < 200, `the event loop stalled for ${pooledGap.toFixed(0)} ms while the pool resampled`)
+})
+
+test('close() during in-flight work settles every job (the running one finishes, the queued ones are refused)', async (t) => {
+  const pool = new TransformPool(1)
+  const png = await sharp({ create: { width: 3000, height: 2000, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png({ compressionLevel: 1 }).toBuffer()
+  const window = { left: 0, top: 0, width: 64, height: 64 }
+  const running = pool.transform(png, 40_000_000, 96, 64, 'bicubic', window)
+  const queued = pool.transform(png, 40_000_000, 96, 64, 'bicubic', window)
+  await new Promise((resolve) => setTimeout(resolve, 20)) // the first job is on the worker
+  let timer: NodeJS.Timeout | undefined
+  const never = new Promise((resolve) => { timer = setTimeout(() => resolve('unsettled'), 20_000) })
+  t.after(() => clearTimeout(timer))
+  const outcome = async (p: Promise<unknown>): Promise<string> => await Promise.race([p.then(() => 'resolved', () => 'rejected'), never]) as string
+  const outcomes = [outcome(running), outcome(queued), outcome(pool.close())]
+  assert.deepEqual(await Promise.all(outcomes), ['resolved', 'rejected', 'resolved'])
+  assert.equal(pool.load, 0)
 })
