@@ -7,11 +7,18 @@
  * libuv pool decodes images at the pixel limit in parallel (the admission worst case: --max-image-pixels
  * per image, UV_THREADPOOL_SIZE images at once). Peaks are the kernel's VmHWM, read from /proc, so
  * nothing is missed between samples. The Helm chart's memory request and limit come from these figures.
+ *
+ * `npm run bench:server-memory -- --sizes models/clmae-vit-mini-p8-64,runs/bench-models/mae-vit-base-p16-224,...`
+ * instead serves each listed bundle alone (ViT-B/16 and ViT-L/16: `clmae.export --init-only`, see
+ * README) and prints, without the ort graph cache and then with a warm one: the peak RSS of the start
+ * (bundle hashing, session creation, warm-up), the RSS idle after it, and the peak under
+ * --size-concurrency requests of --size-images photos each; beside the bytes of the bundle's graphs,
+ * so a model whose weights were held twice would show it.
  */
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import sharp from 'sharp'
 
@@ -23,7 +30,10 @@ const { values } = parseArgs({
     photo: { type: 'string', default: '1024x768' },
     'images-per-request': { type: 'string', default: '32' },
     'large-side': { type: 'string', default: '6000' },
-    'models-dir': { type: 'string', default: join(ROOT, 'models') }
+    'models-dir': { type: 'string', default: join(ROOT, 'models') },
+    sizes: { type: 'string', default: '' },
+    'size-concurrency': { type: 'string', default: '2' },
+    'size-images': { type: 'string', default: '4' }
   }
 })
 const concurrency = Number(values.concurrency)
@@ -54,19 +64,34 @@ async function photo (seed: number): Promise<Buffer> {
   return await sharp(raw, { raw: { width: photoW, height: photoH, channels: 3 } }).jpeg({ quality: 85 }).toBuffer()
 }
 
-const db = join(mkdtempSync(join(tmpdir(), 'clmae-bench-memory-')), 'clmae.sqlite')
-const child = spawn(process.execPath, [join(ROOT, 'dist', 'server.js'), '--port', '0', '--log-level', 'info', '--models-dir', values['models-dir'], '--db-path', db], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CLMAE_API_KEYS: '' } })
-const pid = child.pid as number
-const url = await new Promise<string>((resolve, reject) => {
-  let out = ''
-  child.stdout.on('data', (d) => {
-    out += String(d)
-    const listening = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-    if (listening !== null && out.includes('"msg":"ready"')) resolve(listening[1])
+/** dist/server.js with `args`, resolved once it logs ready; its pid for /proc. */
+async function startServer (args: string[]): Promise<{ child: ReturnType<typeof spawn>, pid: number, url: string }> {
+  const db = join(mkdtempSync(join(tmpdir(), 'clmae-bench-memory-')), 'clmae.sqlite')
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'server.js'), '--port', '0', '--log-level', 'info', '--db-path', db, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CLMAE_API_KEYS: '' } })
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout.on('data', (d) => {
+      out += String(d)
+      const listening = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+      if (listening !== null && out.includes('"msg":"ready"')) resolve(listening[1])
+    })
+    child.on('exit', (code) => reject(new Error(`dist/server.js exited ${code} (run npm run build first):\n${out}`)))
   })
-  child.on('exit', (code) => reject(new Error(`dist/server.js exited ${code} (run npm run build first):\n${out}`)))
-})
-child.stdout.resume()
+  child.stdout.resume()
+  return { child, pid: child.pid as number, url }
+}
+
+async function stopServer (child: ReturnType<typeof spawn>): Promise<void> {
+  if (child.exitCode !== null) return
+  await new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM') })
+}
+
+if (values.sizes !== '') {
+  await sizesTable(values.sizes.split(',').map((d) => resolve(d)))
+  process.exit(0)
+}
+
+const { child, pid, url } = await startServer(['--models-dir', values['models-dir']])
 
 const rows: string[] = []
 const idle = status(pid)
@@ -103,3 +128,35 @@ console.log(`node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model
 console.log('| phase | RSS at the end, MiB | peak RSS (VmHWM) of the phase, MiB |')
 console.log('|---|---|---|')
 for (const row of rows) console.log(row)
+
+/** One bundle served alone: peak RSS of the start, idle RSS, peak under a few requests; without the ort cache and with a warm one. */
+async function sizesTable (bundles: string[]): Promise<void> {
+  const images = await Promise.all(Array.from({ length: Number(values['size-images']) }, async (_, i) => (await photo(i)).toString('base64')))
+  const rows: string[] = []
+  for (const bundle of bundles) {
+    const manifest = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8')) as { name: string, dims: { embed_dim: number, depth: number }, graphs: Record<string, { bytes: number, external_data?: Array<{ bytes: number }> }> }
+    const graphBytes = Object.values(manifest.graphs).reduce((sum, g) => sum + g.bytes + (g.external_data ?? []).reduce((a, d) => a + d.bytes, 0), 0)
+    const cache = mkdtempSync(join(tmpdir(), 'clmae-bench-memory-cache-'))
+    const serve = ['--models-dir', dirname(bundle), '--models', basename(bundle), '--default-model', manifest.name]
+    // the first cached start fills the cache (its peak includes writing the optimised graphs), the second reads it
+    for (const [mode, extra] of [['off', []], ['cold (written)', ['--ort-cache-dir', cache]], ['warm (read)', ['--ort-cache-dir', cache]]] as const) {
+      const server = await startServer([...serve, ...extra])
+      const start = status(server.pid)
+      resetPeak(server.pid)
+      const codes = new Map<number, number>()
+      await Promise.all(Array.from({ length: Number(values['size-concurrency']) }, async () => {
+        const response = await fetch(`${server.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: images }) })
+        await response.arrayBuffer()
+        codes.set(response.status, (codes.get(response.status) ?? 0) + 1)
+      }))
+      const load = status(server.pid)
+      await stopServer(server.child)
+      rows.push(`| ${manifest.name} (D ${manifest.dims.embed_dim}, depth ${manifest.dims.depth}) | ${(graphBytes / 2 ** 20).toFixed(0)} | ${mode} | ${start.hwmMiB.toFixed(0)} | ${start.rssMiB.toFixed(0)} | ${load.hwmMiB.toFixed(0)} (${JSON.stringify(Object.fromEntries(codes))}) |`)
+    }
+    rmSync(cache, { recursive: true, force: true })
+  }
+  console.log(`node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}); dist/server.js, one bundle each, defaults (max batch 4); load: ${values['size-concurrency']} concurrent requests x ${values['size-images']} JPEG ${photoW}x${photoH}`)
+  console.log('| bundle | graph files, MiB | ort graph cache | peak RSS of the start, MiB | RSS idle after warm-up, MiB | peak RSS under load, MiB (statuses) |')
+  console.log('|---|---|---|---|---|---|')
+  for (const row of rows) console.log(row)
+}

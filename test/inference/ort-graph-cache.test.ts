@@ -171,6 +171,27 @@ test('a session that fails to load from a valid-looking entry is rebuilt from th
   assert.match(opened.report.reason ?? '', /could not load the cached graph \(simulated load failure\)/)
 })
 
+test('on a miss the entry is written by a session without prepacking, released, and the session served is loaded from the entry', async (t) => {
+  const dir = cacheDir(t)
+  const ort = await import('onnxruntime-node')
+  const calls: Array<{ path: string, level?: string, writes: boolean, prepacking: string, released: boolean }> = []
+  const spy = async (path: string, options: Parameters<typeof openThroughGraphCache>[2]) => {
+    const session = await ort.InferenceSession.create(path, options)
+    const call = { path, level: options.graphOptimizationLevel, writes: options.optimizedModelFilePath !== undefined, prepacking: (options.extra as Record<string, string> | undefined)?.['session.disable_prepacking'] === '1' ? 'off' : 'on', released: false }
+    calls.push(call)
+    const release = session.release.bind(session)
+    session.release = async () => { call.released = true; await release() }
+    return session
+  }
+  const opened = await openThroughGraphCache(ENCODER, { dir, sourceSha256: ['baseline'] }, { graphOptimizationLevel: 'all', executionProviders: ['cpu'] }, 'cpu', spy)
+  assert.equal(opened.report.outcome, 'miss')
+  assert.deepEqual(calls, [
+    { path: ENCODER, level: 'all', writes: true, prepacking: 'off', released: true },
+    { path: join(opened.report.entry, 'graph.onnx'), level: 'disabled', writes: false, prepacking: 'on', released: false }
+  ])
+  await opened.session.release()
+})
+
 const NO_PYTHON = existsSync(PYTHON) ? false : `${PYTHON} is missing: npm test (scripts/test-all.sh) creates it`
 
 test('a format-2 bundle whose weights are external data loads through the cache: miss, then hit, same outputs, logged', { skip: NO_PYTHON, timeout: 300_000 }, async (t) => {
