@@ -7,7 +7,7 @@
  */
 import type { LoadedModel } from '../bundles/model-registry.js'
 import { inspectImage, type ImageLimits } from '../imaging/decode.js'
-import { applyEvalTransform } from '../imaging/eval-transform.js'
+import { requestEvalTransform } from '../imaging/eval-transform.js'
 import type { RunOptions } from '../inference/batcher.js'
 import { float32Tensor, int64Tensor } from '../inference/tensor.js'
 import type { Metrics } from '../metrics.js'
@@ -38,7 +38,7 @@ export interface EmbedResult {
  */
 export async function preprocessImages (model: LoadedModel, images: Buffer[], limits: ImageLimits, metrics?: Metrics, signal?: AbortSignal): Promise<{ pixels: Float32Array, count: number, inputPixels: number }> {
   const sources = await mapItemsAsync(images, async (bytes) => await inspectImage(bytes, limits))
-  const transformed = await mapItemsAsync(sources, async (s) => await applyEvalTransform(s, model.manifest.eval_transform, metrics, signal))
+  const transformed = await mapItemsAsync(sources, requestEvalTransform(model.manifest.eval_transform, metrics, signal))
   const S = model.manifest.eval_transform.center_crop
   const plane = 3 * S * S
   const pixels = new Float32Array(images.length * plane) // (N, 3, S, S)

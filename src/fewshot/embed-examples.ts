@@ -9,7 +9,7 @@ import type { ImageLimits } from '../imaging/decode.js'
 import type { RunOptions } from '../inference/batcher.js'
 import type { Metrics } from '../metrics.js'
 import { ApiError, type ItemError } from '../errors.js'
-import { itemFailure } from '../item-errors.js'
+import { itemFailure, shiftItemErrors } from '../item-errors.js'
 
 export interface EmbedChunksOptions {
   pooling: Pooling
@@ -33,6 +33,8 @@ export async function embedInChunks (model: LoadedModel, images: Buffer[], optio
     } catch (error) {
       // images that failed are collected over every chunk (indexes: positions in `images`); other failures end it
       if (!(error instanceof ApiError) || error.errors === undefined) throw error
+      // an overload refusal (503, e.g. the decode budget) fails the request: the later chunks are not embedded for nothing
+      if (error.status === 503) throw shiftItemErrors(error, start, images.length)
       headers ??= error.headers
       failures.push(...error.errors.map((e) => ({ ...e, index: e.index + start })))
     }

@@ -59,6 +59,10 @@ export class DecodeAdmission {
     }
   }
 
+  get limits (): { maxConcurrent: number, budgetBytes: number } {
+    return { maxConcurrent: this.options.maxConcurrent, budgetBytes: this.options.budgetBytes }
+  }
+
   get state (): { admittedBytes: number, running: number, waiting: number } {
     return { admittedBytes: this.admittedBytes, running: this.running, waiting: this.waiting.length }
   }
@@ -88,5 +92,63 @@ export class DecodeAdmission {
 
   private changed (): void {
     this.options.onChange?.(this.state)
+  }
+}
+
+/**
+ * The turns of one request's images at the admission. Without them every image of a request was
+ * admitted in the same tick, so a request whose images together exceed the budget (15 photos of 12 MP
+ * at the default 512 MiB) was refused with a 503 on an idle server, and every retry too. With them a
+ * request competes with other requests, never with itself: its images enter in order, at most
+ * maxConcurrent at once and, while some are in flight, only as many as fit the budget beside them.
+ * Once one is refused (503) or the client is gone, the images not yet started are not decoded (the
+ * request fails anyway): they are refused with the same code, without their work.
+ */
+export class AdmissionTurns {
+  private running = 0
+  private heldBytes = 0
+  private refusal?: ApiError
+  private readonly waiting: Array<{ bytes: number, start: () => void, refuse: (error: ApiError) => void }> = []
+
+  constructor (private readonly limits: { maxConcurrent: number, budgetBytes: number }, private readonly signal?: AbortSignal) {}
+
+  /** Runs `task` (which goes through the admission) when this request's turn comes. */
+  async run<T> (bytes: number, task: () => Promise<T>): Promise<T> {
+    await this.turn(bytes)
+    try {
+      return await task()
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 503 || error.code === 'REQUEST_ABORTED')) this.refusal ??= error
+      throw error
+    } finally {
+      this.running--
+      this.heldBytes -= bytes
+      this.next()
+    }
+  }
+
+  private async turn (bytes: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.waiting.push({ bytes, start: resolve, refuse: reject })
+      this.next()
+    })
+  }
+
+  private next (): void {
+    if (this.refusal === undefined && this.signal?.aborted === true) this.refusal = new ApiError('REQUEST_ABORTED', 'the client went away before its images were decoded')
+    while (this.waiting.length > 0) {
+      const first = this.waiting[0]
+      if (this.refusal !== undefined) {
+        this.waiting.shift()
+        first.refuse(new ApiError(this.refusal.code, `not decoded: another image of this request was refused (${this.refusal.message})`, { headers: this.refusal.headers }))
+        continue
+      }
+      const fits = this.running < this.limits.maxConcurrent && this.heldBytes + first.bytes <= this.limits.budgetBytes
+      if (this.running > 0 && !fits) return
+      this.waiting.shift()
+      this.running++
+      this.heldBytes += first.bytes
+      first.start()
+    }
   }
 }

@@ -12,7 +12,7 @@
 import type { EvalTransform } from '../bundles/manifest.js'
 import type { Metrics } from '../metrics.js'
 import { decodeCostBytes, toRgb, type ImageSource } from './decode.js'
-import { DecodeAdmission } from './decode-admission.js'
+import { AdmissionTurns, DecodeAdmission } from './decode-admission.js'
 import { resampleRgb } from './resample.js'
 import { TransformPool } from './transform-pool.js'
 
@@ -89,6 +89,24 @@ const pools = new Map<number, TransformPool>()
 export async function applyEvalTransform (source: ImageSource, transform: EvalTransform, metrics?: Metrics, signal?: AbortSignal): Promise<TransformedImage> {
   if (admission === undefined) return await transformImage(source, transform, metrics)
   return await admission.run(decodeCostBytes(source), async () => await transformImage(source, transform, metrics), signal)
+}
+
+/**
+ * The eval transform for the images of one request: each call is applyEvalTransform, taking this
+ * request's turns at the admission (decode-admission.ts AdmissionTurns), so a request larger than the
+ * budget is decoded in turns instead of refused. Call it for every image at once (e.g. mapItemsAsync).
+ */
+export function requestEvalTransform (transform: EvalTransform, metrics?: Metrics, signal?: AbortSignal): (source: ImageSource) => Promise<TransformedImage> {
+  const turns = admission === undefined ? undefined : new AdmissionTurns(admission.limits, signal)
+  return async (source) => {
+    if (turns === undefined) return await applyEvalTransform(source, transform, metrics, signal)
+    return await turns.run(decodeCostBytes(source), async () => await applyEvalTransform(source, transform, metrics, signal))
+  }
+}
+
+/** The process's decode admission, when configured (tests hold its budget with it). */
+export function decodeAdmission (): DecodeAdmission | undefined {
+  return admission
 }
 
 async function transformImage (source: ImageSource, transform: EvalTransform, metrics?: Metrics): Promise<TransformedImage> {
