@@ -9,6 +9,10 @@ Inputs (all committed, none needs ../shared):
   models/runs/<run>/log.jsonl, config.json, keep_scores/epoch_XXX.json   (training/clmae/run_log.py, monitor.py)
   models/<bundle>/manifest.json                                          (training/clmae/export.py)
   models/fewshot/fewshot.json                                            (src/cli/fewshot-benchmark.ts)
+  models/runs/scaling-*/fewshot.json, models/card/train-throughput.json  (issue 16: tools/scaling_card.py)
+The card describes the runs that produced the shipped bundles: each manifest names its run's --output-dir,
+whose logs are models/runs/<that folder's name>/ (the 6-epoch runs of scripts/train-default-models.sh, or the
+scaling runs once scripts/publish-scaling-models.sh has shipped them).
 The pictures draw the masks only, never the images: the monitoring images are research-only Imagenette
 validation photos, which must not be copied into the repository (../shared/data/README.md).
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -26,14 +31,28 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scaling_card import scaling_values  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
-MAIN_RUNS = {"clmae": "clmae-vit-mini-p8-64", "mae": "mae-vit-mini-p8-64"}
+BUNDLES = {"clmae": "clmae-vit-mini-p8-64", "mae": "mae-vit-mini-p8-64"}
 ABLATIONS = {"control": "ablation-control", "no_kl": "ablation-no-kl", "no_div": "ablation-no-div"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # reading the logs
+
+
+def shipped_runs() -> dict[str, str]:
+    """method -> the models/runs/ folder of the run each shipped bundle was exported from (its manifest's
+    --output-dir); the bundle's own name when the manifest does not say."""
+    runs = {}
+    for method, bundle in BUNDLES.items():
+        args = json.loads((MODELS / bundle / "manifest.json").read_text())["training"].get("args", {})
+        run = Path(str(args.get("output_dir", bundle))).name
+        runs[method] = run if (MODELS / "runs" / run / "log.jsonl").is_file() else bundle
+    return runs
 
 
 def read_log(run: str) -> dict[str, list[dict]]:
@@ -281,7 +300,7 @@ def probe_section(probe: dict) -> str:
                    f"{abs(adversary - start) * 100:.1f}%).")
     else:
         verdict = "the sign does **not** separate the two phases here: a partner should end below an adversary."
-    text = (f"With the trained MAE frozen, {probe['steps']} masking steps (batch {probe['batch_size']}, lr "
+    text = (f"With the trained MAE of `{probe['checkpoint']}` frozen, {probe['steps']} masking steps (batch {probe['batch_size']}, lr "
             f"{probe['lr']:g}) from the trained module moved the learned/random error ratio on {probe['eval_images']} "
             f"held-out images from {start:.3f} to {partner:.3f} as a partner and to {adversary:.3f} as an adversary: "
             + verdict)
@@ -338,9 +357,10 @@ def main(argv: list[str] | None = None) -> None:
     out = args.card_dir
     out.mkdir(exist_ok=True)
 
-    logs = {m: read_log(run) for m, run in MAIN_RUNS.items()}
-    configs = {m: read_config(run) for m, run in MAIN_RUNS.items()}
-    manifests = {m: json.loads((MODELS / run / "manifest.json").read_text()) for m, run in MAIN_RUNS.items()}
+    main_runs = shipped_runs()
+    logs = {m: read_log(run) for m, run in main_runs.items()}
+    configs = {m: read_config(run) for m, run in main_runs.items()}
+    manifests = {m: json.loads((MODELS / bundle / "manifest.json").read_text()) for m, bundle in BUNDLES.items()}
     mask_ratio = configs["clmae"]["mask_ratio"]
     epochs = configs["clmae"]["epochs"]
     clmae = logs["clmae"]
@@ -352,9 +372,9 @@ def main(argv: list[str] | None = None) -> None:
     plot_recon_vs_random(out, monitor, lambdas)
     mid = epochs // 2
     plot_mask_grid(out / "masks-over-training.png",
-                   [("init", read_keep_scores(MAIN_RUNS["clmae"], 0)),
-                    (f"epoch {mid}", read_keep_scores(MAIN_RUNS["clmae"], mid)),
-                    (f"epoch {epochs}", read_keep_scores(MAIN_RUNS["clmae"], epochs))],
+                   [("init", read_keep_scores(main_runs["clmae"], 0)),
+                    (f"epoch {mid}", read_keep_scores(main_runs["clmae"], mid)),
+                    (f"epoch {epochs}", read_keep_scores(main_runs["clmae"], epochs))],
                    mask_ratio, title="Learned masks of the same 8 held-out images at init, halfway and at the end")
 
     values: dict[str, object] = {}
@@ -369,6 +389,20 @@ def main(argv: list[str] | None = None) -> None:
         values[f"{m}_bundle_mib"] = f"{sum(g['bytes'] for g in manifests[m]['graphs'].values()) / 2**20:.1f}"
         values[f"{m}_sha"] = manifests[m]["graphs"]["encoder"]["sha256"][:16]
     c = configs["clmae"]
+    scaling = main_runs["clmae"].startswith("scaling-")
+    values.update(
+        data_description=(f"all {logs['clmae']['run'][0]['num_images']} images of `imagenette/train`" if not c.get("limit_images")
+                          else f"a seeded subset of {c['limit_images']} images of `imagenette/train`"),
+        training_command=("`scripts/train-scaling-curve.sh` (the largest budget, published by "
+                          "`scripts/publish-scaling-models.sh`)" if scaling else
+                          "`scripts/train-default-models.sh main` and `scripts/train-default-models.sh ablations`"),
+        runs_note=("The two runs are the largest budget of the scaling curve below, trained one after the other "
+                   "(`scripts/train-scaling-curve.sh`, 2 threads) on a machine also shared with other work"
+                   if scaling else
+                   "The two runs ran side by side (`scripts/train-default-models.sh main`: CL-MAE on 2 threads, MAE "
+                   "on 1) on a machine also shared with other work (the service's development and tests)"),
+        images_seen=f"{sum(r['images'] for r in clmae['epoch']):,}",
+    )
     values.update(
         epochs=epochs, batch=c["effective_batch_size"], lr=f"{c['lr']:.2e}", blr=c["blr"],
         limit_images=c.get("limit_images"), warmup=c["warmup_epochs"], mask_ratio=mask_ratio,
@@ -407,7 +441,7 @@ def main(argv: list[str] | None = None) -> None:
     fewshot_path = MODELS / "fewshot" / "fewshot.json"
     if fewshot_path.exists():
         report = json.loads(fewshot_path.read_text())
-        table, sentence, counts = fewshot_tables(report, MAIN_RUNS)
+        table, sentence, counts = fewshot_tables(report, BUNDLES)
         values.update(fewshot_table=table, fewshot_sentence=sentence, fewshot_losses=", ".join(counts["losses"]) or "none",
                       fewshot_command=report.get("command", ""), fewshot_protocol=report.get("protocol", ""))
     else:
@@ -418,11 +452,15 @@ def main(argv: list[str] | None = None) -> None:
     if probe_path.exists():
         values["probe"] = probe_section(json.loads(probe_path.read_text()))
 
+    issue16 = scaling_values(MODELS / "runs", out, report if fewshot_path.exists() else None, BUNDLES,
+                             curriculum_table)
+    values.update(issue16)
     values["mask_ratio_keep"] = f"{1 - mask_ratio:.2f}"
     values["findings"] = findings(monitor, lambdas, mask_ratio, values)
     template = args.template.read_text()
     args.output.write_text(template.format_map(_NotRun(values)))
-    (out / "numbers.json").write_text(json.dumps({k: v for k, v in values.items() if not str(v).startswith("|")},
+    (out / "numbers.json").write_text(json.dumps({k: v for k, v in values.items()
+                                                  if not str(v).startswith("|") and k not in issue16},
                                                  indent=2, default=str) + "\n")
     print(f"wrote {args.output} and {out}/")
     if fewshot_path.exists() and not args.skip_readme:
