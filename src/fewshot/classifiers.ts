@@ -219,6 +219,11 @@ export function assertSamePin (pin: EmbeddingPin, current: { model: string, sha2
   }
 }
 
+/** Embeddings and probes are stored as float32: a double beyond its range would come back as Infinity. */
+function isFiniteFloat32 (v: number): boolean {
+  return Number.isFinite(Math.fround(v))
+}
+
 /**
  * Checks an imported probe for internal consistency (shapes, finite numbers, label indices);
  * throws CLASSIFIER_IMPORT_INVALID naming the first problem.
@@ -233,15 +238,15 @@ export function validateProbe (probe: FittedProbe): void {
     if (n !== null && rows.length !== n) fail(`${name} has ${rows.length} rows, expected ${n}`)
     rows.forEach((r, i) => {
       if (r.length !== D) fail(`${name}[${i}] has ${r.length} values, expected dim ${D}`)
-      if (!r.every(Number.isFinite)) fail(`${name}[${i}] holds a non-finite number`)
+      if (!r.every(isFiniteFloat32)) fail(`${name}[${i}] holds a number that is not finite as float32 (the stored form; |v| < 3.4e38)`)
     })
   }
   const s = probe.state
   if (s.method === 'logreg') {
     finiteRows(s.weights, K, 'weights')
     finiteRows([s.mean, s.std], 2, 'mean/std')
-    if (s.bias.length !== K || !s.bias.every(Number.isFinite)) fail(`bias must hold ${K} finite numbers`)
-    if (!s.std.every((v) => v > 0)) fail('std values must be > 0')
+    if (s.bias.length !== K || !s.bias.every(isFiniteFloat32)) fail(`bias must hold ${K} numbers finite as float32`)
+    if (!s.std.every((v) => Math.fround(v) > 0)) fail('std values must be > 0 as float32 (at least 1.4e-45)')
     if (!(s.C > 0)) fail('C must be > 0')
   } else if (s.method === 'centroid') {
     finiteRows(s.centroids, K, 'centroids')
@@ -250,6 +255,7 @@ export function validateProbe (probe: FittedProbe): void {
     finiteRows(s.examples, null, 'examples')
     if (s.example_labels.length !== s.examples.length || s.example_ids.length !== s.examples.length) fail('examples, example_labels and example_ids must have the same length')
     if (!s.example_labels.every((k) => Number.isInteger(k) && k >= 0 && k < K)) fail(`example_labels must be integers in [0, ${K})`)
+    if (!s.example_ids.every((id) => Number.isInteger(id) && id >= -(2 ** 31) && id < 2 ** 31)) fail('example_ids must be 32-bit integers')
     if (!(Number.isInteger(s.k) && s.k >= 1)) fail('k must be a positive integer')
   }
 }
@@ -258,7 +264,7 @@ export function validateProbe (probe: FittedProbe): void {
 export function embeddingsMatrix (rows: number[][], dim: number): Matrix {
   rows.forEach((r, i) => {
     if (r.length !== dim) throw new ApiError('CLASSIFIER_EMBEDDING_INVALID', `embedding ${i} has ${r.length} values; the model's embeddings have ${dim}`)
-    if (!r.every(Number.isFinite)) throw new ApiError('CLASSIFIER_EMBEDDING_INVALID', `embedding ${i} holds a non-finite number`)
+    if (!r.every(isFiniteFloat32)) throw new ApiError('CLASSIFIER_EMBEDDING_INVALID', `embedding ${i} holds a number that is not finite as float32 (embeddings are stored as float32; |v| < 3.4e38)`)
   })
   return rows.length === 0 ? createMatrix(0, dim) : matrixFromRows(rows, dim)
 }

@@ -8,6 +8,11 @@
  * runs in a transaction holding the classifier's row lock (SELECT ... FOR UPDATE), so refits of one
  * classifier are serialised across every replica, while reads (predict) never wait on it. Writes check
  * the version the fit started from, so a fit of a stale version is never stored.
+ *
+ * Such a section holds a pool connection for as long as it waits for the row lock and runs its fit, so
+ * at most `maxRefitSections` are open per replica (`refitSectionsFull()` is thrown beyond it): without
+ * a bound, refits waiting on other replicas' row locks could take every connection and every predict
+ * would time out waiting for one, as if the store were gone.
  */
 import { randomBytes } from 'node:crypto'
 import { sql, type Kysely, type Selectable } from 'kysely'
@@ -133,6 +138,15 @@ function notFound (id: string): ApiError {
   return new ApiError('CLASSIFIER_NOT_FOUND', `no classifier has id ${JSON.stringify(id)}`)
 }
 
+export interface RefitSectionOptions {
+  /** longest wait for a classifier's row lock held by another replica (PostgreSQL) */
+  lockTimeoutMs?: number
+  /** most refit sections (each a transaction holding a connection) open at once on PostgreSQL; default unbounded */
+  maxRefitSections?: number
+  /** the error for a refit beyond maxRefitSections (the service's: 503 CLASSIFIER_FIT_QUEUE_FULL) */
+  refitSectionsFull?: () => Error
+}
+
 /** Advisory lock key of creates on PostgreSQL: the classifier-count check and the insert are one step across replicas. */
 const CREATE_LOCK_KEY = 7_020_332
 
@@ -140,12 +154,17 @@ export class ClassifierStore {
   /** in-process refit locks per classifier id (shared by the transaction-bound copies of this store) */
   private readonly locks: Map<string, Promise<unknown>>
 
-  constructor (private readonly db: Kysely<StoreSchema>, readonly dialect: StoreDialect, options: { locks?: Map<string, Promise<unknown>>, lockTimeoutMs?: number } = {}) {
+  constructor (private readonly db: Kysely<StoreSchema>, readonly dialect: StoreDialect, options: RefitSectionOptions & { locks?: Map<string, Promise<unknown>>, sections?: { open: number } } = {}) {
     this.locks = options.locks ?? new Map()
     this.lockTimeoutMs = options.lockTimeoutMs ?? 120_000
+    this.sectionOptions = options
+    this.sections = options.sections ?? { open: 0 }
   }
 
   private readonly lockTimeoutMs: number
+  private readonly sectionOptions: RefitSectionOptions
+  /** PostgreSQL refit sections open now (shared by the transaction-bound copies) */
+  private readonly sections: { open: number }
 
   /** the query layer (idempotency records share the store's transactions) */
   get kysely (): Kysely<StoreSchema> { return this.db }
@@ -310,6 +329,19 @@ export class ClassifierStore {
 
   private async lockedSection<T> (id: string, task: (store: ClassifierStore) => Promise<T>): Promise<T> {
     if (this.dialect === 'sqlite') return await task(this)
+    const { maxRefitSections, refitSectionsFull } = this.sectionOptions
+    if (maxRefitSections !== undefined && this.sections.open >= maxRefitSections) {
+      throw refitSectionsFull?.() ?? new Error(`${maxRefitSections} refit sections are open on this replica`)
+    }
+    this.sections.open++
+    try {
+      return await this.transactionalSection(id, task)
+    } finally {
+      this.sections.open--
+    }
+  }
+
+  private async transactionalSection<T> (id: string, task: (store: ClassifierStore) => Promise<T>): Promise<T> {
     return await this.db.transaction().execute(async (trx) => {
       await sql.raw(`SET LOCAL lock_timeout = ${Math.round(this.lockTimeoutMs)}`).execute(trx)
       try {
@@ -325,7 +357,7 @@ export class ClassifierStore {
 
   /** This store over a transaction (same locks). */
   private bound (db: Kysely<StoreSchema>): ClassifierStore {
-    return db === this.db ? this : new ClassifierStore(db, this.dialect, { locks: this.locks, lockTimeoutMs: this.lockTimeoutMs })
+    return db === this.db ? this : new ClassifierStore(db, this.dialect, { ...this.sectionOptions, locks: this.locks, sections: this.sections })
   }
 
   private async tx<T> (fn: (db: Kysely<StoreSchema>) => Promise<T>): Promise<T> {

@@ -14,11 +14,14 @@ import type { Config } from '../config.js'
 import { ApiError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import { ClassifierStore } from './classifier-store.js'
-import { openStoreDatabase, type StoreDatabase } from './database.js'
+import { openStoreDatabase, StoreOpenError, type StoreDatabase } from './database.js'
 import { ProbeCache } from './probe-cache.js'
 import { purgeExpiredKeys } from './idempotency.js'
 
 export type StoreState = 'closed' | 'up' | 'unavailable'
+
+/** PostgreSQL connections a replica keeps beyond its refits' (predict, list, the store check) */
+const READ_CONNECTIONS = 2
 
 /** Errors that mean "the store cannot be reached or written", as opposed to a bug or a bad request. */
 export function isStoreUnavailable (error: unknown): boolean {
@@ -47,9 +50,24 @@ export class ClassifierStoreService {
   /** Opens and migrates the store; throws StoreOpenError naming it when it cannot. */
   async open (): Promise<void> {
     if (this.database !== undefined) return
-    const database = await openStoreDatabase({ databaseUrl: this.config.databaseUrl, dbPath: this.config.dbPath, poolSize: this.config.databasePoolSize })
+    const { databaseUrl, databasePoolSize, classifierFitQueue, retryAfterSeconds } = this.config
+    // a refit section holds a connection for its fit: those of one replica (the running fit and the
+    // queued ones) must leave connections for reads (predict, list) and the store check
+    const maxRefitSections = classifierFitQueue + 1
+    if (databaseUrl !== '' && databasePoolSize < maxRefitSections + READ_CONNECTIONS) {
+      throw new StoreOpenError(`--database-pool-size ${databasePoolSize} is too small for --classifier-fit-queue ${classifierFitQueue}: refits hold up to ${maxRefitSections} connections and reads need ${READ_CONNECTIONS} more; set CLMAE_DATABASE_POOL_SIZE to at least ${maxRefitSections + READ_CONNECTIONS}`)
+    }
+    const database = await openStoreDatabase({ databaseUrl, dbPath: this.config.dbPath, poolSize: databasePoolSize })
     this.database = database
-    this.classifiers = new ClassifierStore(database.db, database.dialect, { lockTimeoutMs: this.config.classifierFitTimeoutMs + this.config.requestDeadlineMs })
+    this.classifiers = new ClassifierStore(database.db, database.dialect, {
+      lockTimeoutMs: this.config.classifierFitTimeoutMs + this.config.requestDeadlineMs,
+      maxRefitSections,
+      refitSectionsFull: () => {
+        this.deps.metrics.rejections.inc({ reason: 'CLASSIFIER_FIT_QUEUE_FULL' })
+        return new ApiError('CLASSIFIER_FIT_QUEUE_FULL', `${maxRefitSections} refits are running or waiting on this replica (CLMAE_CLASSIFIER_FIT_QUEUE + 1); retry later`,
+          { headers: { 'retry-after': String(retryAfterSeconds) } })
+      }
+    })
     this.setState('up')
     this.deps.metrics.classifiers.set(await this.classifiers.count())
     this.deps.log.info({ store: database.description, migratedFrom: database.migratedFrom }, 'classifier store open')
@@ -76,9 +94,10 @@ export class ClassifierStoreService {
       return await task()
     } catch (error) {
       if (error instanceof ApiError || !isStoreUnavailable(error)) throw error
-      this.deps.log.warn({ err: error }, 'classifier store unreachable')
+      this.deps.log.warn({ err: error, store: this.database?.description }, 'classifier store unreachable')
       this.setState('unavailable')
-      throw this.unavailable(`the classifier store (${this.database?.description ?? 'not open'}) cannot be reached: ${(error as Error).message}`)
+      // the client learns that, not where: the store's host, file path and driver message stay in the log
+      throw this.unavailable('the classifier store cannot be reached; classifier requests are refused until it answers again')
     }
   }
 

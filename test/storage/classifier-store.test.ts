@@ -275,12 +275,35 @@ test(`[${TEST_DIALECT}] Idempotency-Key records: claim, replay, reuse, and expir
   const { claimKey, completeKey, purgeExpiredKeys, IDEMPOTENCY_TTL_MS } = await import('../../src/storage/idempotency.js')
   const claim = { scope: 's', key: 'k', hash: 'h1' }
   const now = 1_000_000_000_000
-  assert.deepEqual(await claimKey(database.db, claim, { staleMs: 60_000, now }), { kind: 'new' })
+  assert.deepEqual(await claimKey(database.db, claim, { staleMs: 60_000, now }), { kind: 'new', claimedMs: now })
   assert.equal(await codeOf(async () => await claimKey(database.db, claim, { staleMs: 60_000, now: now + 1 })), 'IDEMPOTENCY_KEY_IN_PROGRESS')
-  assert.deepEqual(await claimKey(database.db, claim, { staleMs: 60_000, now: now + 60_001 }), { kind: 'new' }, 'a claim whose replica died is taken over')
-  await completeKey(database.db, claim, 201, { id: 'clf_x' })
+  assert.deepEqual(await claimKey(database.db, claim, { staleMs: 60_000, now: now + 60_001 }), { kind: 'new', claimedMs: now + 60_001 }, 'a claim whose replica died is taken over')
+  await completeKey(database.db, claim, now + 60_001, 201, { id: 'clf_x' })
   assert.deepEqual(await claimKey(database.db, claim, { staleMs: 60_000, now: now + 70_000 }), { kind: 'replay', status: 201, body: { id: 'clf_x' } })
   assert.equal(await codeOf(async () => await claimKey(database.db, { ...claim, hash: 'h2' }, { staleMs: 60_000, now: now + 70_000 })), 'IDEMPOTENCY_KEY_REUSED')
   assert.equal(await purgeExpiredKeys(database.db, now + 60_001 + IDEMPOTENCY_TTL_MS + 1), 1)
-  assert.deepEqual(await claimKey(database.db, { ...claim, hash: 'h2' }, { staleMs: 60_000, now: now + 2 * IDEMPOTENCY_TTL_MS }), { kind: 'new' }, 'after 24 h the key is free')
+  assert.deepEqual(await claimKey(database.db, { ...claim, hash: 'h2' }, { staleMs: 60_000, now: now + 2 * IDEMPOTENCY_TTL_MS }), { kind: 'new', claimedMs: now + 2 * IDEMPOTENCY_TTL_MS }, 'after 24 h the key is free')
+})
+
+test(`[${TEST_DIALECT}] Idempotency-Key taken over from a slow (not dead) request: the slow one can neither record its answer nor free the new claim`, async (t) => {
+  const { database, store } = await openFresh(t)
+  const { claimKey, completeKey, releaseKey } = await import('../../src/storage/idempotency.js')
+  const claim = { scope: 's', key: 'k', hash: 'h' }
+  const t0 = 1_000_000_000_000
+  const slow = await claimKey(database.db, claim, { staleMs: 60_000, now: t0 })
+  const retry = await claimKey(database.db, claim, { staleMs: 60_000, now: t0 + 60_001 }) // the slow one looked dead
+  assert.ok(slow.kind === 'new' && retry.kind === 'new')
+  const fit = refitFrom('centroid')(EXAMPLES)
+  const create = async (claimedMs: number): Promise<unknown> => await store.create({ name: `by ${claimedMs}`, method: 'centroid', pin: PIN, keepImages: false, dim: 3, refittable: true },
+    fit, EXAMPLES, { maxClassifiers: 10 }, async (db, written) => { await completeKey(db, claim, claimedMs, 201, { id: written.id }) })
+  // the slow request finishes first: its classifier and answer roll back together
+  assert.equal(await codeOf(async () => await create(slow.claimedMs)), 'IDEMPOTENCY_KEY_IN_PROGRESS')
+  assert.equal(await store.count(), 0, 'the slow request stored nothing')
+  // and its failure path does not free the retry's claim (a third request would do the work again)
+  await releaseKey(database.db, claim, slow.claimedMs)
+  assert.equal(await codeOf(async () => await claimKey(database.db, claim, { staleMs: 60_000, now: t0 + 60_002 })), 'IDEMPOTENCY_KEY_IN_PROGRESS')
+  await create(retry.claimedMs)
+  assert.equal(await store.count(), 1)
+  const replay = await claimKey(database.db, claim, { staleMs: 60_000, now: t0 + 60_003 })
+  assert.equal(replay.kind, 'replay')
 })

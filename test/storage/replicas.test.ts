@@ -27,17 +27,19 @@ async function freePort (): Promise<number> {
   })
 }
 
-interface Replica { child: ChildProcess, url: string, stderr: () => string }
+interface Replica { child: ChildProcess, url: string, stderr: () => string, stdout: () => string }
 
 function startReplica (t: { after: (fn: () => void) => void }, env: Record<string, string>, port: number): Replica {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     env: { ...process.env, CLMAE_HOST: '127.0.0.1', CLMAE_PORT: String(port), CLMAE_MODELS_DIR: MODELS_DIR, CLMAE_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe']
   })
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  let stdout = '' // the JSON log
+  child.stdout?.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  return { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr }
+  return { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr, stdout: () => stdout }
 }
 
 async function waitReady (replica: Replica): Promise<void> {
@@ -65,10 +67,12 @@ async function post (url: string, body: unknown, headers: Record<string, string>
 }
 
 test('start-up stops, naming the store, when PostgreSQL cannot be reached', { timeout: 240_000 }, async (t) => {
-  const replica = startReplica(t, { CLMAE_DATABASE_URL: 'postgres://clmae:hunter2-secret@127.0.0.1:1/clmae_store' }, await freePort())
+  // info: the effective configuration is logged before the store is opened; the password must not be in it either
+  const replica = startReplica(t, { CLMAE_DATABASE_URL: 'postgres://clmae:hunter2-secret@127.0.0.1:1/clmae_store', CLMAE_LOG_LEVEL: 'info' }, await freePort())
   assert.equal(await exitOf(replica), 1)
   assert.match(replica.stderr(), /failed to start: cannot reach PostgreSQL at 127\.0\.0\.1:1\/clmae_store/)
-  assert.doesNotMatch(replica.stderr(), /hunter2/)
+  assert.match(replica.stdout(), /"databaseUrl":"<redacted>"/, 'the configuration was logged')
+  assert.doesNotMatch(replica.stderr() + replica.stdout(), /hunter2/)
 })
 
 test('start-up stops, naming the file, when the SQLite file is held by another live process', { timeout: 240_000 }, async (t) => {

@@ -202,10 +202,12 @@ async function addExamples (this: FastifyInstance, request: FastifyRequest<{ Par
   const current = await store.requireHead(request.params.id)
   if (!current.refittable) throw new ApiError('CLASSIFIER_NOT_REFITTABLE', `classifier ${current.id} was imported without its example embeddings; create a new one instead`)
   const { examples, options } = await readExamples(request, AddExamplesOptionsSchema, this.config)
-  checkExamples(this, examples, current.numExamples, new Set(current.counts.keys()))
+  checkExamples(this, examples, 0, new Set())
+  // the stored answer first: a retry of an accepted request is replayed, not refused by the examples it added
   const idempotent = await beginIdempotent(this, request, reply, { id: current.id, options, examples })
   if (idempotent.replay !== undefined) return idempotent.replay
   return await idempotent.run(async (within) => {
+    checkExamples(this, examples, current.numExamples, new Set(current.counts.keys()))
     const needsModel = examples.some((e) => e.image !== undefined)
     const model = needsModel ? pinnedModel(this, current, undefined) : undefined
     const embedded = await embedExamples(this, request, model, current.pin, examples, current.dim)
@@ -421,9 +423,9 @@ async function beginIdempotent (app: FastifyInstance, request: FastifyRequest, r
   return {
     run: async (work) => {
       try {
-        return await work((status) => async (db, written) => { await completeKey(db, claim, status, toView(written)) })
+        return await work((status) => async (db, written) => { await completeKey(db, claim, outcome.claimedMs, status, toView(written)) })
       } catch (error) {
-        await releaseKey(store.kysely, claim).catch(() => {})
+        await releaseKey(store.kysely, claim, outcome.claimedMs).catch(() => {})
         throw error
       }
     }

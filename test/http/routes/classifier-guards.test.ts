@@ -100,6 +100,85 @@ test(`[${TEST_DIALECT}] Idempotency-Key: a duplicate while the first runs is 409
   assert.deepEqual([final.version, final.num_examples], [2, 3], 'the retry added nothing')
 })
 
+test(`[${TEST_DIALECT}] Idempotency-Key on add-examples: a retry of an accepted request is replayed, not refused by the examples it added`, async (t) => {
+  const server = await startServer(t, { classifierMaxExamples: 6, classifierMaxClasses: 2 })
+  const url = `${server.url}/v1/classifiers`
+  const created = await (await postJson(url, { method: 'centroid', examples: examples(4, 2) })).json() as { id: string }
+  const add = { examples: examples(2, 2, 10) } // the classifier is full after this
+  const first = await postJson(`${url}/${created.id}/examples`, add, { 'idempotency-key': 'fill' })
+  const firstBody = await first.json() as { version: number, num_examples: number }
+  assert.equal(first.status, 200, JSON.stringify(firstBody))
+  assert.equal(firstBody.num_examples, 6)
+  const retry = await postJson(`${url}/${created.id}/examples`, add, { 'idempotency-key': 'fill' })
+  const retryBody = await retry.json() as Record<string, unknown>
+  assert.equal(retry.status, 200, JSON.stringify(retryBody))
+  assert.equal(retry.headers.get('idempotent-replayed'), 'true')
+  assert.deepEqual(retryBody, firstBody)
+  // without the key the same request is new work, and the classifier is full
+  await expectProblem(await postJson(`${url}/${created.id}/examples`, add), 422, 'CLASSIFIER_FULL')
+})
+
+test(`[${TEST_DIALECT}] numbers finite as doubles but not as float32 (the stored form) are refused, never stored as Infinity or 0`, async (t) => {
+  const server = await startServer(t)
+  const url = `${server.url}/v1/classifiers`
+  const huge = 1e39 // > 3.4e38, the largest float32
+  const withHuge = examples(6, 2).map((e, i) => i === 0 ? { ...e, embedding: e.embedding.map((v, j) => j === 0 ? huge : v) } : e)
+  await expectProblem(await postJson(url, { method: 'centroid', examples: withHuge }), 422, 'CLASSIFIER_EMBEDDING_INVALID')
+  const created = await (await postJson(url, { method: 'logreg', examples: examples(8, 2) })).json() as { id: string }
+  await expectProblem(await postJson(`${url}/${created.id}/examples`, { examples: withHuge.slice(0, 1) }), 422, 'CLASSIFIER_EMBEDDING_INVALID')
+  const exported = await (await fetch(`${url}/${created.id}/export`)).json() as { probe: { weights: number[][], std: number[] } }
+  const { weights, std } = exported.probe
+  const hugeWeight = { ...exported, probe: { ...exported.probe, weights: weights.map((row, k) => k === 0 ? [huge, ...row.slice(1)] : row) } }
+  await expectProblem(await postJson(`${url}/import`, hugeWeight), 422, 'CLASSIFIER_IMPORT_INVALID')
+  const tinyStd = { ...exported, probe: { ...exported.probe, std: [1e-46, ...std.slice(1)] } } // > 0 as a double, 0 as float32
+  await expectProblem(await postJson(`${url}/import`, tinyStd), 422, 'CLASSIFIER_IMPORT_INVALID')
+  assert.equal(await count(server), 1)
+})
+
+test(`[${TEST_DIALECT}] refits waiting on other replicas' row locks cannot take every connection: beyond the fit queue they are refused, predicts still answer`,
+  { skip: TEST_DIALECT === 'sqlite' ? 'PostgreSQL only: a SQLite refit holds no connection while it waits' : false }, async (t) => {
+    await assert.rejects(startServer(t, { databasePoolSize: 2, classifierFitQueue: 1 }), /CLMAE_DATABASE_POOL_SIZE to at least 4/, 'a pool the refits could fill is refused at start-up')
+    // 2 refit sections (the running fit and 1 queued) in a pool of 4: 2 connections stay for reads
+    const server = await startServer(t, { databasePoolSize: 4, classifierFitQueue: 1 })
+    const url = `${server.url}/v1/classifiers`
+    const ids: string[] = []
+    for (let i = 0; i < 4; i++) ids.push((await (await postJson(url, { method: 'centroid', examples: examples(4, 2) })).json() as { id: string }).id)
+    // another replica's refits, as the store sees them: the four rows locked by one transaction
+    const name = new URL(server.config.databaseUrl).pathname.slice(1)
+    const other = new pg.Client({ connectionString: server.config.databaseUrl })
+    const monitor = new pg.Client({ connectionString: TEST_DATABASE_URL })
+    for (const client of [other, monitor]) {
+      client.on('error', () => {}) // the test database is dropped (its sessions terminated) after the test
+      await client.connect()
+      t.after(async () => { await client.end().catch(() => {}) })
+    }
+    await other.query('BEGIN')
+    await other.query('SELECT id FROM classifiers WHERE id = ANY($1) FOR UPDATE', [ids])
+    const waitingOnLocks = async (n: number): Promise<void> => {
+      for (let i = 0; i < 200; i++) {
+        const r = await monitor.query("SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", [name])
+        if (r.rows[0].n === n) return
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      throw new Error(`never ${n} refits waiting on the row locks`)
+    }
+    const add = async (id: string): Promise<Response> => await postJson(`${url}/${id}/examples`, { examples: examples(1, 2, 50) })
+    const blocked = [add(ids[0]), add(ids[1])]
+    await waitingOnLocks(2)
+    const within = async (p: Promise<Response>): Promise<Response | 'still waiting'> => await Promise.race([p, new Promise<'still waiting'>((resolve) => setTimeout(() => resolve('still waiting'), 10_000))])
+    for (const id of ids.slice(2)) {
+      const refused = await within(add(id))
+      assert.ok(refused !== 'still waiting', 'a third refit section would hold a third connection')
+      await expectProblem(refused, 503, 'CLASSIFIER_FIT_QUEUE_FULL')
+      assert.equal(refused.headers.get('retry-after'), String(server.config.retryAfterSeconds))
+    }
+    const predicted = await within(postJson(`${url}/${ids[3]}/predict`, { embeddings: [vector(1, 0)] }))
+    assert.ok(predicted !== 'still waiting' && predicted.status === 200, 'predicts get a connection')
+    assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), { status: 'ready', database: 'up' })
+    await other.query('COMMIT')
+    for (const r of await Promise.all(blocked)) assert.equal(r.status, 200)
+  })
+
 test(`[${TEST_DIALECT}] add-examples vs re-embed: 409 CLASSIFIER_CONFLICT in both orders, encoders never mixed`, async (t) => {
   const server = await startServer(t)
   const url = `${server.url}/v1/classifiers`
@@ -197,8 +276,12 @@ test(`[${TEST_DIALECT}] a store lost while the service runs: classifier routes 5
     restore = async () => { await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`); await admin.end() }
   }
   const refused = await fetch(`${url}/${created.id}`)
-  await expectProblem(refused, 503, 'DATABASE_UNAVAILABLE')
+  const problem = await expectProblem(refused, 503, 'DATABASE_UNAVAILABLE')
   assert.equal(refused.headers.get('retry-after'), '3')
+  // where the store is (host, database, file) and the driver's message are for the log, not the client
+  const where = raw.sqlite !== undefined ? server.config.dbPath : new URL(server.config.databaseUrl).pathname.slice(1)
+  assert.ok(!JSON.stringify(problem).includes(where), problem.detail)
+  assert.doesNotMatch(JSON.stringify(problem), /127\.0\.0\.1|SQLITE|ECONN|terminat/i)
   await expectProblem(await postJson(`${url}/${created.id}/predict`, { embeddings: [vector(1, 0)] }), 503, 'DATABASE_UNAVAILABLE')
   const embedded = await postJson(`${server.url}/v1/embeddings`, { input: await image(90) })
   assert.equal(embedded.status, 200, 'embeddings do not need the store')
