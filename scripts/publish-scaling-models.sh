@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Ships the largest finished and evaluated budget of the scaling curve (issue 16) as the default bundles
+# models/clmae-vit-mini-p8-64 and models/mae-vit-mini-p8-64 (same architecture, same names), with everything
+# that depends on their weights, as one commit's worth of changes:
+#   1. the two bundles, exported from the runs' final checkpoints (clmae.export; the format main accepts);
+#   2. the service tests' reference outputs, test/fixtures/reference/<bundle>.json (clmae.tools.write_reference;
+#      test/features/*, test/http/routes/embeddings.test.ts and training/tests/test_reference.py match them by sha256);
+#   3. the runs' logs -> models/runs/ (train-scaling-curve.sh logs);
+#   4. the README few-shot table: scripts/fewshot-table.sh on the new bundles -> models/fewshot/, README.md
+#      (every test image, 3 seeds: about 30 min on 2 cores, longer beside a training run);
+#   5. the model card (training/tools/model_card.py: it follows the manifests to the runs' logs);
+#   6. the tests that read the shipped weights (TESTS=0 skips them);
+# then prints the git command that commits exactly those paths. It does not commit (README.md is shared).
+# It refuses a budget smaller than the shipped bundles' images seen (24,576 today) and says which budget it
+# publishes. Usage: scripts/publish-scaling-models.sh [IMAGES]   (default: the largest ready budget)
+# Settings (environment): RUNS (runs/scaling), FEWSHOT_DATA (../shared/data), TESTS (1),
+# MIN_IMAGES (override the floor: smoke tests on a copy of the repository only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RUNS=$(cd "${RUNS:-runs/scaling}" && pwd)
+PY=$ROOT/.venv/bin/python
+FLOOR=()
+[ -n "${MIN_IMAGES:-}" ] && FLOOR=(--min-images "$MIN_IMAGES")
+
+read -r IMAGES CLMAE_RUN MAE_RUN < <($PY training/tools/publish_scaling.py --runs-dir "$RUNS" "${FLOOR[@]}" "$@")
+[ -n "${IMAGES:-}" ] || exit 3   # publish_scaling.py said why
+echo "== publishing the ${IMAGES}-image budget: $CLMAE_RUN -> clmae-vit-mini-p8-64, $MAE_RUN -> mae-vit-mini-p8-64"
+
+for pair in "clmae-vit-mini-p8-64 $CLMAE_RUN" "mae-vit-mini-p8-64 $MAE_RUN"; do
+  read -r bundle run <<< "$pair"
+  (cd training && $PY -m clmae.export --checkpoint "$RUNS/$run/checkpoint.pt" --output "../models/$bundle" --name "$bundle")
+  (cd training && $PY -m clmae.tools.write_reference --bundle "../models/$bundle" --out "../test/fixtures/reference/$bundle.json")
+  # The few-shot result of the run was measured on the same graphs when the export is byte-identical.
+  $PY - "$ROOT/models/$bundle/manifest.json" "$ROOT/models/runs/$run/fewshot.json" "$run" <<'PY'
+import json, sys
+shipped = json.load(open(sys.argv[1]))["graphs"]["encoder"]["sha256"]
+evaluated = json.load(open(sys.argv[2]))["models"][sys.argv[3]]["encoder_sha256"]
+print(f"encoder sha256 {shipped[:16]}: {'the graph evaluated as ' + sys.argv[3] if shipped == evaluated else 'differs from the evaluated ' + evaluated[:16]}")
+PY
+done
+
+RUNS="$RUNS" scripts/train-scaling-curve.sh logs
+scripts/fewshot-table.sh
+$PY training/tools/model_card.py
+
+if [ "${TESTS:-1}" = 1 ]; then
+  $PY -m pytest -q training/tests/test_reference.py training/tests/test_export.py training/tests/test_model_card.py
+  node --import tsx --test --test-concurrency=1 test/features/*.test.ts test/bundles/*.test.ts \
+    test/http/routes/embeddings.test.ts test/http/routes/mask-maps.test.ts test/http/routes/reconstructions.test.ts \
+    test/cli/fewshot-benchmark.test.ts
+fi
+
+PATHS="models/clmae-vit-mini-p8-64 models/mae-vit-mini-p8-64 test/fixtures/reference models/fewshot models/runs models/card models/README.md README.md"
+echo "== published the ${IMAGES}-image budget. Review README.md's diff (shared file: only the few-shot table should change), then:"
+echo "git add $PATHS && git commit -m \"Default bundles: the ${IMAGES}-image scaling runs ($CLMAE_RUN, $MAE_RUN)\" -- $PATHS"
