@@ -158,7 +158,9 @@ async function main (): Promise<void> {
     console.log(ops.slice(0, 8).map((o) => `  ${o.op.padEnd(28)} ${o.ms.toFixed(2).padStart(9)} ms  ${(100 * o.share).toFixed(1).padStart(5)}%`).join('\n'))
   }
 
-  const { url, child } = await startServerChild(['--models-dir', MODELS_DIR, '--models', `${FP32},${INT8}`, '--default-model', FP32, ...serverArgs])
+  // two ViT-B bundles load and warm up (both graphs, batch 1 and the max batch) before /readyz answers
+  const { url, child, readyMs } = await startServerChild(['--models-dir', MODELS_DIR, '--models', `${FP32},${INT8}`, '--default-model', FP32, ...serverArgs], { readyTimeoutMs: 600_000 })
+  console.log(`\n# server child ready in ${(readyMs / 1000).toFixed(1)} s`)
   let errors = 0
   const httpRows: Record<string, number> = {}
   try {

@@ -250,6 +250,9 @@ def quantize_bundle(*, bundle: Path, output: Path, method: str = "dynamic", grap
         (staging / "manifest.json").write_text(json.dumps(new_manifest, indent=2) + "\n")
         if output.exists():
             shutil.rmtree(output)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide the bundle from a service user
         os.replace(staging, output)
         print(json.dumps({"bundle": str(output), "name": new_manifest["name"],
                           "sha256": {k: v["sha256"] for k, v in new_graphs.items()}}, indent=2), flush=True)

@@ -58,6 +58,7 @@ def test_manifest_valid_named_and_hashed(micro_bundle, quantized):
     source = json.loads((micro_bundle / "manifest.json").read_text())
     export.validate_manifest(json.loads((out / "manifest.json").read_text()))
     assert manifest["name"] == "clmae-micro-int8"
+    assert out.stat().st_mode & 0o777 == (micro_bundle.stat().st_mode & 0o777)  # readable like its source
     for key, spec in manifest["graphs"].items():
         assert sha256(out / spec["file"]) == spec["sha256"] and (out / spec["file"]).stat().st_size == spec["bytes"]
         assert spec["sha256"] != source["graphs"][key]["sha256"]

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# int8 variants of the two shipped bundles (README, int8 bundles). Re-run after the shipped models change.
+#   measure  (default): in runs/int8/models, the fp32 bundles and every variant compared in the README
+#            (dynamic / static, 7- / 8-bit weights); the fidelity table (bench/int8-fidelity.ts) and the few-shot
+#            table of each fp32 bundle beside its default int8 variant (3 seeds, every test image, two
+#            benchmark processes side by side: about an hour on 2 cores) -> runs/int8/fewshot/
+#   publish: writes models/clmae-vit-mini-p8-64-int8 (the default model's variant; ship it only when the
+#            measured mean cosine is >= 0.99 and every few-shot cell is within 1 point Acc@1 of fp32)
+# Data: ../shared/data (override with DATA).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=../.venv/bin/python
+DATA="$(realpath "${DATA:-../shared/data}")"
+OUT=runs/int8
+DEFAULT=clmae-vit-mini-p8-64
+BASELINE=mae-vit-mini-p8-64
+
+quantize() { (cd training && $PY -m clmae.quantize --bundle "../$1" --output "../$2" "${@:3}"); }
+
+case "${1:-measure}" in
+  measure)
+    mkdir -p "$OUT/models" "$OUT/fewshot"
+    for name in $DEFAULT $BASELINE; do
+      rm -rf "${OUT:?}/models/$name" && cp -r "models/$name" "$OUT/models/$name"
+      quantize "models/$name" "$OUT/models/$name-int8"
+    done
+    CAL=(--calibration-data "$DATA/imagenette/train")
+    quantize "models/$DEFAULT" "$OUT/models/$DEFAULT-int8-fullrange" --name "$DEFAULT-int8-fullrange" --no-reduce-range
+    quantize "models/$DEFAULT" "$OUT/models/$DEFAULT-int8-static" --name "$DEFAULT-int8-static" --method static "${CAL[@]}"
+    quantize "models/$DEFAULT" "$OUT/models/$DEFAULT-int8-static-fullrange" --name "$DEFAULT-int8-static-fullrange" \
+      --method static --no-reduce-range "${CAL[@]}"
+    node --import tsx bench/int8-fidelity.ts --models-dir "$OUT/models" --photos "$DATA/photos" \
+      --model $DEFAULT-int8 --model $BASELINE-int8 --model $DEFAULT-int8-fullrange \
+      --model $DEFAULT-int8-static --model $DEFAULT-int8-static-fullrange | tee "$OUT/fidelity.md"
+    for name in $DEFAULT $BASELINE; do
+      node --import tsx src/cli/fewshot-benchmark.ts --models-dir "$OUT/models" \
+        --data "$DATA/imagewoof" --data "$DATA/sport_balls" --data "$DATA/cifar10" \
+        --model $name --model $name-int8 --max-test-per-class 100000 --pixels 0 \
+        --out-json "$OUT/fewshot/$name.json" --out-md "$OUT/fewshot/$name.md" 2> "$OUT/fewshot/$name.log" &
+    done
+    wait
+    cat "$OUT/fewshot/$DEFAULT.md" "$OUT/fewshot/$BASELINE.md" ;;
+  publish)
+    quantize "models/$DEFAULT" "models/$DEFAULT-int8" ;;
+  *)
+    echo "usage: $0 [measure|publish]" >&2; exit 2 ;;
+esac
