@@ -36,9 +36,9 @@ export interface EmbedResult {
  * Decodes and preprocesses images in parallel: (N, 3, S, S) float32 and the input pixel count. Every
  * image is tried; failures come back together as one ApiError with per-image `errors`.
  */
-export async function preprocessImages (model: LoadedModel, images: Buffer[], limits: ImageLimits, metrics?: Metrics, signal?: AbortSignal): Promise<{ pixels: Float32Array, count: number, inputPixels: number }> {
+export async function preprocessImages (model: LoadedModel, images: Buffer[], limits: ImageLimits, metrics?: Metrics, run: RunOptions = {}): Promise<{ pixels: Float32Array, count: number, inputPixels: number }> {
   const sources = await mapItemsAsync(images, async (bytes) => await inspectImage(bytes, limits))
-  const transformed = await mapItemsAsync(sources, requestEvalTransform(model.manifest.eval_transform, metrics, signal))
+  const transformed = await mapItemsAsync(sources, requestEvalTransform(model.manifest.eval_transform, metrics, run.signal, run.deadline))
   const S = model.manifest.eval_transform.center_crop
   const plane = 3 * S * S
   const pixels = new Float32Array(images.length * plane) // (N, 3, S, S)
@@ -95,7 +95,7 @@ export async function embedPixels (model: LoadedModel, pixels: Float32Array, cou
 }
 
 export async function embedImages (model: LoadedModel, images: Buffer[], limits: ImageLimits, options: EmbedOptions, runOptions: RunOptions = {}, metrics?: Metrics): Promise<EmbedResult> {
-  const { pixels, count, inputPixels } = await preprocessImages(model, images, limits, metrics, runOptions.signal)
+  const { pixels, count, inputPixels } = await preprocessImages(model, images, limits, metrics, runOptions)
   const result = await embedPixels(model, pixels, count, options, runOptions)
   return { ...result, pixels: inputPixels }
 }

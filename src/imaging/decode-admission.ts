@@ -30,8 +30,12 @@ export class DecodeAdmission {
 
   constructor (private readonly options: AdmissionOptions) {}
 
-  /** Runs `task` once admitted; refuses at once when the bytes do not fit the budget. */
-  async run<T> (bytes: number, task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  /**
+   * Runs `task` once admitted; refuses at once when the bytes do not fit the budget. A wait for a slot
+   * ends with the client (`signal`) or at the request's `deadline` (Date.now() ms): 504 DEADLINE_EXCEEDED
+   * before any decoding, rather than a decode whose answer the batcher would refuse anyway.
+   */
+  async run<T> (bytes: number, task: () => Promise<T>, signal?: AbortSignal, deadline?: number): Promise<T> {
     if (bytes > this.options.budgetBytes) {
       throw new ApiError('IMAGE_TOO_MANY_PIXELS',
         `decoding this image needs ${bytes} bytes (its pixels, depth, format and orientation), more than the whole decode budget of ${this.options.budgetBytes} bytes (CLMAE_DECODE_BUDGET_BYTES)`)
@@ -43,7 +47,7 @@ export class DecodeAdmission {
     }
     this.admittedBytes += bytes
     try {
-      await this.slot(signal)
+      await this.slot(signal, deadline)
     } catch (error) {
       this.admittedBytes -= bytes
       this.changed()
@@ -67,24 +71,31 @@ export class DecodeAdmission {
     return { admittedBytes: this.admittedBytes, running: this.running, waiting: this.waiting.length }
   }
 
-  private async slot (signal?: AbortSignal): Promise<void> {
+  private async slot (signal?: AbortSignal, deadline?: number): Promise<void> {
     if (this.running < this.options.maxConcurrent && this.waiting.length === 0) {
       this.running++
       this.changed()
       return
     }
     if (signal?.aborted === true) throw new ApiError('REQUEST_ABORTED', 'the client went away before its image was decoded')
+    if (deadline !== undefined && deadline <= Date.now()) throw new ApiError('DEADLINE_EXCEEDED', 'the request deadline passed before its image could be decoded')
     await new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
       const waiter: Waiter = {
-        start: () => { signal?.removeEventListener('abort', onAbort); this.running++; resolve() },
+        start: () => { signal?.removeEventListener('abort', onAbort); clearTimeout(timer); this.running++; resolve() },
         cancel: () => reject(new ApiError('REQUEST_ABORTED', 'the client went away while its image waited to be decoded'))
       }
-      const onAbort = (): void => {
+      const leave = (): void => {
+        signal?.removeEventListener('abort', onAbort)
+        clearTimeout(timer)
         const i = this.waiting.indexOf(waiter)
         if (i !== -1) this.waiting.splice(i, 1)
-        waiter.cancel()
       }
+      const onAbort = (): void => { leave(); waiter.cancel() }
       signal?.addEventListener('abort', onAbort, { once: true })
+      if (deadline !== undefined) {
+        timer = setTimeout(() => { leave(); reject(new ApiError('DEADLINE_EXCEEDED', 'the request deadline passed while its image waited to be decoded')) }, deadline - Date.now())
+      }
       this.waiting.push(waiter)
       this.changed()
     })
@@ -118,7 +129,7 @@ export class AdmissionTurns {
     try {
       return await task()
     } catch (error) {
-      if (error instanceof ApiError && (error.status === 503 || error.code === 'REQUEST_ABORTED')) this.refusal ??= error
+      if (error instanceof ApiError && (error.status === 503 || error.code === 'REQUEST_ABORTED' || error.code === 'DEADLINE_EXCEEDED')) this.refusal ??= error
       throw error
     } finally {
       this.running--

@@ -84,11 +84,11 @@ const pools = new Map<number, TransformPool>()
 
 /**
  * The eval transform of one image, admitted first (decode-admission.ts) when admission is configured:
- * 503 DECODE_BUDGET_EXCEEDED when its decoded bytes do not fit the budget; `signal` ends a wait for a slot.
+ * 503 DECODE_BUDGET_EXCEEDED when its decode memory does not fit the budget; `signal` and `deadline` end a wait for a slot.
  */
-export async function applyEvalTransform (source: ImageSource, transform: EvalTransform, metrics?: Metrics, signal?: AbortSignal): Promise<TransformedImage> {
+export async function applyEvalTransform (source: ImageSource, transform: EvalTransform, metrics?: Metrics, signal?: AbortSignal, deadline?: number): Promise<TransformedImage> {
   if (admission === undefined) return await transformImage(source, transform, metrics)
-  return await admission.run(decodeCostBytes(source), async () => await transformImage(source, transform, metrics), signal)
+  return await admission.run(decodeCostBytes(source), async () => await transformImage(source, transform, metrics), signal, deadline)
 }
 
 /**
@@ -96,11 +96,11 @@ export async function applyEvalTransform (source: ImageSource, transform: EvalTr
  * request's turns at the admission (decode-admission.ts AdmissionTurns), so a request larger than the
  * budget is decoded in turns instead of refused. Call it for every image at once (e.g. mapItemsAsync).
  */
-export function requestEvalTransform (transform: EvalTransform, metrics?: Metrics, signal?: AbortSignal): (source: ImageSource) => Promise<TransformedImage> {
+export function requestEvalTransform (transform: EvalTransform, metrics?: Metrics, signal?: AbortSignal, deadline?: number): (source: ImageSource) => Promise<TransformedImage> {
   const turns = admission === undefined ? undefined : new AdmissionTurns(admission.limits, signal)
   return async (source) => {
-    if (turns === undefined) return await applyEvalTransform(source, transform, metrics, signal)
-    return await turns.run(decodeCostBytes(source), async () => await applyEvalTransform(source, transform, metrics, signal))
+    if (turns === undefined) return await applyEvalTransform(source, transform, metrics, signal, deadline)
+    return await turns.run(decodeCostBytes(source), async () => await applyEvalTransform(source, transform, metrics, signal, deadline))
   }
 }
 

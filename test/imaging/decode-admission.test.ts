@@ -158,3 +158,20 @@ test('an image that needs more than the whole budget is refused with 413 IMAGE_T
   assert.equal(await admission.run(100, async () => 'fits'), 'fits')
   assert.deepEqual(admission.state, { admittedBytes: 0, running: 0, waiting: 0 })
 })
+
+test('a wait for a slot ends at the request deadline with 504 DEADLINE_EXCEEDED: its bytes return, its image is never decoded', async () => {
+  const admission = new DecodeAdmission({ maxConcurrent: 1, budgetBytes: 100, retryAfterSeconds: 1 })
+  const g = gate()
+  const first = admission.run(30, async () => await g.promise)
+  let ran = false
+  const late = admission.run(30, async () => { ran = true }, undefined, Date.now() + 50)
+  const opened = setTimeout(() => g.open(), 2_000) // without the deadline, the wait would end here and the image be decoded
+  await assert.rejects(late, (e: ApiError) => e.code === 'DEADLINE_EXCEEDED' && e.status === 504)
+  assert.equal(ran, false)
+  assert.deepEqual(admission.state, { admittedBytes: 30, running: 1, waiting: 0 })
+  await assert.rejects(admission.run(10, async () => 'x', undefined, Date.now() - 1), (e: ApiError) => e.code === 'DEADLINE_EXCEEDED')
+  clearTimeout(opened)
+  g.open()
+  await first
+  assert.deepEqual(admission.state, { admittedBytes: 0, running: 0, waiting: 0 })
+})

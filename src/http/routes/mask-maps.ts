@@ -53,7 +53,7 @@ export async function readOneImage (app: FastifyInstance, request: FastifyReques
     options,
     load: async (model) => {
       const source = await inspectImage(images[0], config)
-      const image = await applyEvalTransform(source, model.manifest.eval_transform, app.metrics, request.clientSignal)
+      const image = await applyEvalTransform(source, model.manifest.eval_transform, app.metrics, request.clientSignal, request.deadline)
       return { image, input: { format: source.format, width: source.width, height: source.height } }
     }
   }
