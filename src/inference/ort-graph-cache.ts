@@ -157,7 +157,7 @@ export async function openThroughGraphCache (modelPath: string, cache: GraphCach
     }
     void sweepLeftovers(cache.dir)
     // served from the entry, as after a restart: a session built from the bundle's graph at the 'all'
-    // level holds a ViT-B encoder's weights about 1.5 times, one loaded from the entry once (README)
+    // level holds the weights 1.4-1.5 times, one loaded from the entry 1.1-1.25 times (README, Benchmarks)
     try {
       const session = await create(join(entry, GRAPH_FILE), { ...options, graphOptimizationLevel: 'disabled' })
       return { session, report: invalid === undefined ? report('miss') : report('rebuilt', invalid) }
