@@ -185,6 +185,27 @@ test(`[${TEST_DIALECT}] refit locks serialise read-fit-write per classifier`, as
   assert.equal(final.numExamples, 12)
 })
 
+test(`[${TEST_DIALECT}] refit sections of two replicas (two stores, two pools, no shared in-process lock) are serialised by the row lock`,
+  { skip: TEST_DIALECT === 'sqlite' ? 'SQLite: one process per file (refused at open), so the in-process lock is the whole story' : false }, async (t) => {
+    const { store, location } = await openFresh(t)
+    const other = await openStoreDatabase(location)
+    t.after(async () => { await other.close() })
+    const replicas = [store, new ClassifierStore(other.db, other.dialect)]
+    const c = await createOne(store, { method: 'centroid' })
+    // each section reads the version, waits long enough for the other replica's section to start, writes version + 1:
+    // without the row lock both read the same version and one of them is refused (CLASSIFIER_CONFLICT)
+    const sections = Array.from({ length: 6 }, async (_, i) => await replicas[i % 2].withRefitLock(c.id, async (locked) => {
+      const latest = await locked.requireHead(c.id)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const extra = [{ label: 'cat', embedding: [1, 0, i / 10] }]
+      return await locked.addExamples(c.id, extra, refitFrom('centroid')([...await locked.examples(c.id), ...extra]), latest.version)
+    }))
+    const outcomes = await Promise.allSettled(sections)
+    assert.deepEqual(outcomes.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason)), [])
+    const final = await store.requireHead(c.id)
+    assert.deepEqual([final.version, final.numExamples], [7, 10])
+  })
+
 test(`[${TEST_DIALECT}] everything survives closing and reopening the store`, async (t) => {
   if (TEST_DIALECT === 'postgres') {
     const url = await freshPostgresUrl(t)

@@ -366,7 +366,10 @@ function refitter (app: FastifyInstance, request: FastifyRequest, method: ProbeM
       const x = embeddingsMatrix(all.map((e) => Array.from(e.embedding)), all.length > 0 ? all[0].embedding.length : 0)
       const pending = fits.fit(method, x, all.map((e) => e.label), { seed, knnK, exampleIds: all.map((e) => e.id) }, { signal: request.clientSignal })
       app.metrics.classifierFitQueue.set(fits.queued)
-      return await pending
+      const fit = await pending
+      // the client may have gone while the fit ran its last stretch: store nothing for it
+      if (request.clientSignal.aborted) throw new ApiError('REQUEST_ABORTED', 'the client went away before the fit was stored; nothing was stored')
+      return fit
     } catch (error) {
       if (error instanceof ApiError && error.code === 'CLASSIFIER_FIT_QUEUE_FULL') app.metrics.rejections.inc({ reason: error.code })
       throw error

@@ -11,6 +11,7 @@ import pg from 'pg'
 import { BASELINE_MODEL, DEFAULT_MODEL, postJson, startServer, type TestServer } from '../../helpers/server.js'
 import { expectProblem } from '../../helpers/problem.js'
 import { TEST_DATABASE_URL, TEST_DIALECT } from '../../helpers/test-database.js'
+import { FitRunner } from '../../../src/fewshot/fit-runner.js'
 
 const D = 192
 
@@ -179,6 +180,43 @@ test(`[${TEST_DIALECT}] refits waiting on other replicas' row locks cannot take 
     for (const r of await Promise.all(blocked)) assert.equal(r.status, 200)
   })
 
+test(`[${TEST_DIALECT}] a delete during an add-examples fit: the classifier ends deleted, with no examples left behind`, async (t) => {
+  const server = await startServer(t)
+  const url = `${server.url}/v1/classifiers`
+  const created = await (await postJson(url, { method: 'centroid', examples: examples(4, 2) })).json() as { id: string }
+  // hold the next fit (add-examples is then inside its refit section: on PostgreSQL holding the row lock)
+  const fit = FitRunner.prototype.fit
+  t.after(() => { FitRunner.prototype.fit = fit })
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let entered!: () => void
+  const inside = new Promise<void>((resolve) => { entered = resolve })
+  FitRunner.prototype.fit = async function (this: FitRunner, ...args: Parameters<typeof fit>) {
+    FitRunner.prototype.fit = fit // only this one fit waits
+    entered()
+    await gate
+    return await fit.apply(this, args)
+  }
+  const adding = postJson(`${url}/${created.id}/examples`, { examples: examples(2, 2, 20) })
+  await inside
+  const deleting = fetch(`${url}/${created.id}`, { method: 'DELETE' })
+  if (TEST_DIALECT === 'sqlite') {
+    assert.equal((await deleting).status, 204, 'SQLite: the delete does not wait for the fit')
+    release()
+    await expectProblem(await adding, 404, 'CLASSIFIER_NOT_FOUND') // its write finds the classifier gone: nothing stored
+  } else {
+    release() // PostgreSQL: the delete waits for the row lock; the addition commits first, then the delete
+    assert.equal((await adding).status, 200)
+    assert.equal((await deleting).status, 204)
+  }
+  await expectProblem(await fetch(`${url}/${created.id}`), 404, 'CLASSIFIER_NOT_FOUND')
+  const raw = server.app.classifierStore.raw
+  assert.ok(raw !== undefined)
+  const left = await raw.db.selectFrom('examples').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  assert.equal(Number(left.n), 0, 'no examples outlive their classifier')
+  assert.equal(await count(server), 0)
+})
+
 test(`[${TEST_DIALECT}] add-examples vs re-embed: 409 CLASSIFIER_CONFLICT in both orders, encoders never mixed`, async (t) => {
   const server = await startServer(t)
   const url = `${server.url}/v1/classifiers`
@@ -255,6 +293,39 @@ test(`[${TEST_DIALECT}] a create whose client goes away during the fit is cancel
   const nextMs = Date.now() - started
   assert.ok(nextMs < fullFitMs * 0.75, `the next create took ${nextMs} ms; the full fit takes ${fullFitMs} ms`)
   assert.equal(await count(server), 2, 'the abandoned create stored nothing')
+})
+
+test(`[${TEST_DIALECT}] a client that goes away after its fit finished but before the write: nothing is stored`, async (t) => {
+  const server = await startServer(t)
+  const url = `${server.url}/v1/classifiers`
+  const created = await (await postJson(url, { method: 'centroid', examples: examples(4, 2) })).json() as { id: string }
+  // the next fit finishes, then its answer is held until the client has gone
+  const fit = FitRunner.prototype.fit
+  t.after(() => { FitRunner.prototype.fit = fit })
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let fitted!: () => void
+  const done = new Promise<void>((resolve) => { fitted = resolve })
+  FitRunner.prototype.fit = async function (this: FitRunner, ...args: Parameters<typeof fit>) {
+    FitRunner.prototype.fit = fit
+    const result = await fit.apply(this, args)
+    fitted()
+    await gate
+    return result
+  }
+  const client = new AbortController()
+  const adding = fetch(`${url}/${created.id}/examples`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ examples: examples(2, 2, 20) }), signal: client.signal }).catch(() => 'aborted')
+  await done
+  client.abort()
+  assert.equal(await adding, 'aborted')
+  await new Promise((resolve) => setTimeout(resolve, 1000)) // the server sees the connection close
+  release()
+  // the handler runs to the end of its refit section (the store's in-process lock of the classifier is let go)
+  const locks = (server.app.classifierStore.store as unknown as { locks: Map<string, unknown> }).locks
+  for (let i = 0; i < 500 && locks.size > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  assert.equal(locks.size, 0, 'the abandoned addition finished')
+  const after = await (await fetch(`${url}/${created.id}`)).json() as { version: number, num_examples: number }
+  assert.deepEqual([after.version, after.num_examples], [1, 4], 'the abandoned addition stored nothing')
 })
 
 test(`[${TEST_DIALECT}] a store lost while the service runs: classifier routes 503 DATABASE_UNAVAILABLE, embeddings still 200, /readyz and the metric say so`, async (t) => {
