@@ -93,7 +93,8 @@ type CreateSession = (path: string, options: ort.InferenceSession.SessionOptions
 
 /**
  * Creates the session of `modelPath` through the cache: from the entry when it is valid (optimisations
- * disabled), otherwise from the graph with `options` while onnxruntime writes the entry.
+ * disabled); otherwise onnxruntime first writes the entry from the graph with `options`, and the
+ * session is loaded from it; without a usable directory, from the graph with `options`.
  */
 export async function openThroughGraphCache (modelPath: string, cache: GraphCacheSpec, options: ort.InferenceSession.SessionOptions, executionProvider: string,
   create: CreateSession = async (path, o) => await ort.InferenceSession.create(path, o)): Promise<{ session: ort.InferenceSession, report: GraphCacheReport }> {
