@@ -23,8 +23,8 @@ PY=$ROOT/.venv/bin/python
 FLOOR=()
 [ -n "${MIN_IMAGES:-}" ] && FLOOR=(--min-images "$MIN_IMAGES")
 
-read -r IMAGES CLMAE_RUN MAE_RUN < <($PY training/tools/publish_scaling.py --runs-dir "$RUNS" "${FLOOR[@]}" "$@")
-[ -n "${IMAGES:-}" ] || exit 3   # publish_scaling.py said why
+CHOICE=$($PY training/tools/publish_scaling.py --runs-dir "$RUNS" "${FLOOR[@]}" "$@")   # exits (3: refused) saying why
+read -r IMAGES CLMAE_RUN MAE_RUN <<< "$CHOICE"
 echo "== publishing the ${IMAGES}-image budget: $CLMAE_RUN -> clmae-vit-mini-p8-64, $MAE_RUN -> mae-vit-mini-p8-64"
 
 for pair in "clmae-vit-mini-p8-64 $CLMAE_RUN" "mae-vit-mini-p8-64 $MAE_RUN"; do

@@ -12,7 +12,8 @@ model_card = pytest.importorskip("model_card")
 
 
 def test_card_is_rebuilt_from_the_committed_logs(tmp_path):
-    if not (ROOT / "models" / "runs" / "clmae-vit-mini-p8-64" / "log.jsonl").exists():
+    run = model_card.shipped_runs()["clmae"]  # the run the shipped bundle's manifest names
+    if not (ROOT / "models" / "runs" / run / "log.jsonl").exists():
         pytest.skip("no committed run logs")
     output = tmp_path / "README.md"
     model_card.main(["--output", str(output), "--card-dir", str(tmp_path / "card"), "--skip-readme"])
@@ -20,7 +21,7 @@ def test_card_is_rebuilt_from_the_committed_logs(tmp_path):
     assert "{" not in card.split("## Configuration")[1].split("## Training curves")[0]  # every placeholder filled
     numbers = json.loads((tmp_path / "card" / "numbers.json").read_text())
     # The card's headline figures are the committed logs' figures, not copies of them.
-    monitor = [json.loads(line) for line in open(ROOT / "models/runs/clmae-vit-mini-p8-64/log.jsonl")
+    monitor = [json.loads(line) for line in open(ROOT / "models" / "runs" / run / "log.jsonl")
                if '"type": "monitor"' in line]
     assert numbers["final_keep"] == f"{max(monitor, key=lambda m: m['epoch'])['keep_score_mean']:.3f}"
     for name in ("losses", "curriculum", "recon-learned-vs-random", "masks-over-training"):

@@ -66,8 +66,10 @@ def plot_curve(path: Path, runs: list[sr.ScalingRun], pixels: dict | None) -> bo
             ax.axhline(pix[0] + sr.GOAL_MARGINS[dataset], color="tab:red", lw=0.8, ls="-.",
                        label=f"goal (pixels + {sr.GOAL_MARGINS[dataset]:g})")
         ax.set_xscale("log")
-        ax.set_xticks(sr.budgets(runs))
-        ax.set_xticklabels([f"{b / 1000:.0f}k" for b in sr.budgets(runs)])
+        ticks = sr.budgets(runs)  # planned budgets too: the axis shows what is still to come
+        ax.set_xlim(ticks[0] / 1.5, ticks[-1] * 1.5)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{b / 1000:.0f}k" if b >= 1000 else str(b) for b in ticks], fontsize=8)
         ax.minorticks_off()
         ax.set_xlabel("images seen in training")
         ax.set_title(dataset)
