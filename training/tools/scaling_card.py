@@ -201,7 +201,11 @@ def throughput_section(path: Path) -> str:
         lines.append(f"| {v}: {VARIANT_NOTES[v]}{extra} | {mae['images_per_second'] if mae else '–'} | "
                      f"{cl['images_per_second'] if cl else '–'} | {mae['cpu_ms_per_image'] if mae else '–'} | "
                      f"{cl['cpu_ms_per_image'] if cl else '–'} | {ratio} | {load} |")
-    lines += ["", f"Command: `{THROUGHPUT_COMMAND}`"]
+    busiest = max(r["load_average"] for r in report["results"])
+    if busiest > 1.5 * report["threads"]:
+        lines += ["", f"**Taken on a busy machine** (load average up to {busiest:.1f} for {report['threads']} threads): "
+                  "wall-clock figures follow the other jobs; compare the ratios within this run only."]
+    lines += ["", f"Measure again (quiet machine, no training beside it): `{THROUGHPUT_COMMAND}`"]
     return "\n".join(lines)
 
 
