@@ -48,9 +48,11 @@ if [ "${TESTS:-1}" = 1 ]; then
   $PY -m pytest -q training/tests/test_reference.py training/tests/test_export.py training/tests/test_model_card.py
   node --import tsx --test --test-concurrency=1 test/features/*.test.ts test/bundles/*.test.ts \
     test/http/routes/embeddings.test.ts test/http/routes/mask-maps.test.ts test/http/routes/reconstructions.test.ts \
-    test/cli/fewshot-benchmark.test.ts
+    test/cli/fewshot-benchmark.test.ts test/ui/*.test.ts
 fi
 
 PATHS="models/clmae-vit-mini-p8-64 models/mae-vit-mini-p8-64 test/fixtures/reference models/fewshot models/runs models/card models/README.md README.md"
-echo "== published the ${IMAGES}-image budget. Review README.md's diff (shared file: only the few-shot table should change), then:"
+echo "== published the ${IMAGES}-image budget. README.md is shared: commit only its few-shot table hunk (git add -p README.md)"
+echo "   if others have uncommitted changes there; README's 'The shipped bundles ... are reproduced by' block still names"
+echo "   scripts/train-default-models.sh: point it at train-scaling-curve.sh + publish-scaling-models.sh. Then:"
 echo "git add $PATHS && git commit -m \"Default bundles: the ${IMAGES}-image scaling runs ($CLMAE_RUN, $MAE_RUN)\" -- $PATHS"
