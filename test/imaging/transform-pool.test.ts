@@ -3,7 +3,8 @@
  * a 40-megapixel PNG processed while the event loop keeps ticking: its longest gap stays under a
  * bound that the inline resample (about 0.6 s of one core for 40 MP) cannot meet. The bound is loose on
  * purpose (shared 2-core machines); the inline run is measured in the same test to show it would fail.
- * close() with work in flight settles every job (a job left pending would hold its admission bytes).
+ * close() with work in flight settles every job (a job left pending would hold its admission bytes), and
+ * a worker that dies fails its job and is replaced.
  */
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -11,6 +12,7 @@ import { readFileSync } from 'node:fs'
 import sharp from 'sharp'
 import { inspectImage } from '../../src/imaging/decode.js'
 import { applyEvalTransform, configureImaging } from '../../src/imaging/eval-transform.js'
+import type { Worker } from 'node:worker_threads'
 import { TransformPool } from '../../src/imaging/transform-pool.js'
 import type { EvalTransform } from '../../src/bundles/manifest.js'
 
@@ -70,5 +72,21 @@ test('close() during in-flight work settles every job (the running one finishes,
   const outcome = async (p: Promise<unknown>): Promise<string> => await Promise.race([p.then(() => 'resolved', () => 'rejected'), never]) as string
   const outcomes = [outcome(running), outcome(queued), outcome(pool.close())]
   assert.deepEqual(await Promise.all(outcomes), ['resolved', 'rejected', 'resolved'])
+  assert.equal(pool.load, 0)
+})
+
+test('a worker that dies fails its job (no hang), and the pool starts another for the next one', async (t) => {
+  const pool = new TransformPool(1)
+  t.after(async () => await pool.close())
+  const png = await sharp({ create: { width: 8000, height: 5000, channels: 3, background: { r: 1, g: 2, b: 3 } } }).png({ compressionLevel: 1 }).toBuffer()
+  const window = { left: 0, top: 0, width: 64, height: 64 }
+  const job = pool.transform(png, 40_000_000, 115, 73, 'bicubic', window)
+  await new Promise((resolve) => setTimeout(resolve, 50)) // the job is on the worker (a 40 MP decode takes far longer)
+  const [worker] = [...(pool as unknown as { busy: Map<Worker, unknown> }).busy.keys()]
+  assert.ok(worker !== undefined, 'the job is running')
+  await worker.terminate() // as a crash looks from here (an uncaught error or an OOM ends the worker the same way)
+  await assert.rejects(job, /transform worker exited/)
+  const next = await pool.transform(png.subarray(0), 40_000_000, 115, 73, 'bicubic', window)
+  assert.deepEqual([next.width, next.height], [64, 64])
   assert.equal(pool.load, 0)
 })
