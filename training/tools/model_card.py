@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
                           "`scripts/publish-scaling-models.sh`)" if scaling else
                           "`scripts/train-default-models.sh main` and `scripts/train-default-models.sh ablations`"),
         runs_note=("The two runs are the largest budget of the scaling curve below, trained one after the other "
-                   "(`scripts/train-scaling-curve.sh`, 2 threads) on a machine also shared with other work"
+                   f"(`scripts/train-scaling-curve.sh`, {c.get('threads')} threads) on a machine also shared with other work"
                    if scaling else
                    "The two runs ran side by side (`scripts/train-default-models.sh main`: CL-MAE on 2 threads, MAE "
                    "on 1) on a machine also shared with other work (the service's development and tests)"),
