@@ -18,3 +18,4 @@ NICE=${NICE:-10}
 RUNS="$RUNS" scripts/train-scaling-curve.sh logs
 nice -n "$NICE" .venv/bin/python training/tools/evaluate_scaling_runs.py --runs-dir "$RUNS" --data "$DATA" "$@"
 nice -n "$NICE" .venv/bin/python training/tools/model_card.py --skip-readme
+echo "commit: git add models/runs models/README.md models/card && git commit -m \"Scaling curve: logs and few-shot results\" -- models/runs models/README.md models/card"
