@@ -17,7 +17,7 @@ import type { Tensor } from './tensor.js'
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 
 /** A session as the backends know it: its graph and options, and its id on the current worker. */
-interface KnownSession { path: string, spec: SessionSpec, generation: number, remote: Promise<number> }
+interface KnownSession { path: string, spec: SessionSpec, generation: number, remote: Promise<number>, remoteNow?: number }
 
 export class InferenceThread {
   private worker: Worker | undefined
@@ -34,11 +34,18 @@ export class InferenceThread {
 
   addReference (): void { this.references++ }
 
-  /** Drops one backend's reference; the last one terminates the thread. */
+  /**
+   * Drops one backend's reference; the last one ends the thread once its calls in flight have answered
+   * (terminating a worker inside onnxruntime's native run aborts the whole process).
+   */
   releaseReference (): void {
     if (--this.references > 0) return
     this.ended = true
     this.onEnd()
+    if (this.pending.size === 0) this.terminate()
+  }
+
+  private terminate (): void {
     const worker = this.worker
     this.worker = undefined
     void worker?.terminate()
@@ -48,12 +55,13 @@ export class InferenceThread {
     const created = (await this.call({ op: 'create', path, spec })).created as CreatedSession
     const sessionId = this.nextSessionId++
     // the worker that answered is the current one (read after the call: the call may have started it)
-    this.sessions.set(sessionId, { path, spec, generation: this.generation, remote: Promise.resolve(created.sessionId) })
+    this.sessions.set(sessionId, { path, spec, generation: this.generation, remote: Promise.resolve(created.sessionId), remoteNow: created.sessionId })
     return { ...created, sessionId }
   }
 
   async run (sessionId: number, feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    const remote = await this.remoteId(sessionId)
+    // posted before the first await when the session is ready, so that calls reach the worker in the order made
+    const remote = this.current(sessionId) ?? await this.remoteId(sessionId)
     return (await this.call({ op: 'run', sessionId: remote, feeds })).outputs as Record<string, Tensor>
   }
 
@@ -61,7 +69,14 @@ export class InferenceThread {
     const session = this.sessions.get(sessionId)
     this.sessions.delete(sessionId)
     if (session === undefined || session.generation !== this.generation || this.worker === undefined) return // gone with its worker
-    await this.call({ op: 'release', sessionId: await session.remote })
+    await this.call({ op: 'release', sessionId: session.remoteNow ?? await session.remote })
+  }
+
+  /** The session's id on the running worker, when it has one already. */
+  private current (sessionId: number): number | undefined {
+    const session = this.sessions.get(sessionId)
+    if (session === undefined || session.generation !== this.generation || this.worker === undefined) return undefined
+    return session.remoteNow
   }
 
   /**
@@ -74,7 +89,11 @@ export class InferenceThread {
     if (this.worker === undefined && !this.ended) this.start()
     if (session.generation !== this.generation) {
       session.generation = this.generation
-      session.remote = this.call({ op: 'create', path: session.path, spec: session.spec }).then((reply) => (reply.created as CreatedSession).sessionId)
+      session.remoteNow = undefined
+      session.remote = this.call({ op: 'create', path: session.path, spec: session.spec }).then((reply) => {
+        session.remoteNow = (reply.created as CreatedSession).sessionId
+        return session.remoteNow
+      })
       session.remote.catch(() => { session.generation = -1 }) // try again on the next run
     }
     return await session.remote
@@ -92,6 +111,7 @@ export class InferenceThread {
       if (this.pending.size === 0) worker.unref()
       if (reply.ok) waiting.resolve(reply)
       else waiting.reject(new Error(reply.message))
+      if (this.pending.size === 0 && this.ended) this.terminate()
     })
     worker.on('error', (error) => this.lost(worker, new Error(`inference thread failed: ${error.message}`, { cause: error })))
     worker.on('exit', (code) => this.lost(worker, new Error(`inference thread exited (code ${code})`)))

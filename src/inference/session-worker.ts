@@ -44,9 +44,12 @@ async function handle (request: SessionRequest): Promise<{ reply: SessionReply, 
   return { reply: { id: request.id, ok: true, outputs }, transfer }
 }
 
+// one request at a time, in arrival order: a session's release waits for its runs already sent (onnxruntime-node's
+// run yields once before it starts, so without the chain a release could overtake a run of the same session)
+let previous: Promise<void> = Promise.resolve()
 parentPort?.on('message', (request: SessionRequest) => {
-  handle(request).then(
+  previous = previous.then(async () => await handle(request).then(
     ({ reply, transfer }) => parentPort?.postMessage(reply, transfer),
     (error: unknown) => parentPort?.postMessage({ id: request.id, ok: false, message: error instanceof Error ? error.message : String(error) } satisfies SessionReply)
-  )
+  ))
 })

@@ -2,7 +2,7 @@
  * The onnxruntime sessions on the inference thread (src/inference/session-thread.ts): the same outputs
  * as a session on the main thread, concurrent runs of two sessions each get their own answer, the event
  * loop stays free while batches run, a released session is gone, and a thread that dies is restarted
- * with its sessions re-created.
+ * with its sessions re-created, and closing the last session with a run in flight lets that run answer.
  * The event-loop check uses eventLoopUtilization (the share of time the loop spent running code rather
  * than waiting): unlike a timer's gap it does not move when a busy machine deschedules the process.
  */
@@ -113,4 +113,20 @@ test('a crashed inference thread is restarted: its sessions are re-created and a
     await a.close()
     await b.close()
   }
+})
+
+test('closing the last session while its run is in flight: the run still answers, then the thread ends', async () => {
+  const a = await createOnnxBackend(encoder(DEFAULT_MODEL), options)
+  const feeds = encoderFeeds(32, 5)
+  const expected = await a.run(feeds)
+  const inFlight = a.run(feeds)
+  await a.close() // the thread's last reference: it must not end under the run (nor release the session before it)
+  let timer: NodeJS.Timeout | undefined
+  const outcome = await Promise.race([
+    inFlight.then((out) => out, (e: Error) => e),
+    new Promise((resolve) => { timer = setTimeout(() => resolve('unsettled'), 20_000) })
+  ])
+  clearTimeout(timer)
+  assert.ok(!(outcome instanceof Error) && outcome !== 'unsettled', `the run in flight ${outcome instanceof Error ? `failed: ${outcome.message}` : 'never settled'}`)
+  assert.deepEqual((outcome as Record<string, Tensor>)[a.outputNames[0]].data, expected[a.outputNames[0]].data)
 })
