@@ -117,6 +117,9 @@ test('the official openai client works (it asks for base64 and decodes it)', asy
 test('embeddings equal the reference outputs of training/ for the same bundle (matched by sha256), within 1e-4', async () => {
   const dir = new URL('../../fixtures/reference/', import.meta.url)
   for (const model of server.app.models.list()) {
+    // an int8 variant's numbers differ between onnxruntime versions (Python 1.32 vs node 1.23: 0.013 here);
+    // test/bundles/int8-bundle.test.ts compares it with its fp32 source in this runtime instead
+    if (model.manifest.quantization !== undefined) continue
     const refs = readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(new URL(f, dir), 'utf8')))
     const ref = refs.find((r) => r.graph_sha256?.encoder === model.sha256.encoder)
     assert.ok(ref !== undefined, `no reference in test/fixtures/reference/ for ${model.id} with encoder sha256 ${model.sha256.encoder}: re-run python -m clmae.tools.write_reference`)
