@@ -3,6 +3,7 @@
  * the app, listen, warm up, then serve. SIGTERM / SIGINT: /readyz answers 503, the listener stops taking
  * connections, queued work finishes (at most shutdownTimeoutMs), the app closes (sessions, stores), exit.
  */
+import { quiesceInferenceThread } from './inference/session-thread.js'
 import { buildApp, warmUpApp } from './app.js'
 import { ConfigError, configHelp, loadConfig, redactConfig, type Config } from './config.js'
 
@@ -34,7 +35,10 @@ async function main (): Promise<void> {
     const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref())
     // app.close() stops accepting connections and waits for in-flight requests; the drain waits for queued images
     const outcome = await Promise.race([Promise.all([app.models.drain(), app.close()]).then(() => 'drained' as const), timeout])
-    if (outcome === 'timeout') app.log.warn({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: exiting with work still queued')
+    if (outcome === 'timeout') {
+      app.log.warn({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: exiting with work still queued')
+      await quiesceInferenceThread() // the batch running now finishes: exiting inside it would abort the process
+    }
     app.log.info('bye')
     process.exit(0)
   }

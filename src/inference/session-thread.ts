@@ -29,6 +29,8 @@ export class InferenceThread {
   private nextSessionId = 1
   private references = 0
   private ended = false
+  private stopping = false
+  private readonly settledWaiters: Array<() => void> = []
 
   constructor (private readonly onEnd: () => void) {}
 
@@ -112,6 +114,7 @@ export class InferenceThread {
       if (reply.ok) waiting.resolve(reply)
       else waiting.reject(new Error(reply.message))
       if (this.pending.size === 0 && this.ended) this.terminate()
+      if (this.pending.size === 0) for (const settled of this.settledWaiters.splice(0)) settled()
     })
     worker.on('error', (error) => this.lost(worker, new Error(`inference thread failed: ${error.message}`, { cause: error })))
     worker.on('exit', (code) => this.lost(worker, new Error(`inference thread exited (code ${code})`)))
@@ -124,10 +127,23 @@ export class InferenceThread {
     this.worker = undefined
     for (const waiting of this.pending.values()) waiting.reject(error)
     this.pending.clear()
+    for (const settled of this.settledWaiters.splice(0)) settled()
+  }
+
+  /**
+   * For an exit that cannot wait for queued work: refuses new calls and resolves once the calls already
+   * posted have answered. A native run cannot be interrupted, and terminating the thread inside one
+   * (which process.exit does) aborts the process with SIGABRT.
+   */
+  async quiesce (): Promise<void> {
+    this.stopping = true
+    if (this.pending.size === 0) return
+    await new Promise<void>((resolve) => this.settledWaiters.push(resolve))
   }
 
   private async call (request: DistributiveOmit<SessionRequest, 'id'>): Promise<SessionReply & { ok: true }> {
     if (this.ended) throw new Error('the inference thread has ended (every backend closed). This is a bug.')
+    if (this.stopping) throw new Error('the service is exiting: no new inference runs')
     const worker = this.worker ?? this.start()
     const id = this.nextId++
     return await new Promise((resolve, reject) => {
@@ -146,4 +162,9 @@ export function acquireInferenceThread (): InferenceThread {
   shared = thread
   thread.addReference()
   return thread
+}
+
+/** Waits, before process.exit, until the inference thread is outside any native run (see quiesce). */
+export async function quiesceInferenceThread (): Promise<void> {
+  await shared?.quiesce()
 }
