@@ -228,7 +228,7 @@ def scaling_values(runs_dir: Path, card_dir: Path, shipped: dict | None, shipped
         else "(no scaling run has been evaluated yet: no figure)",
         "scaling_comparison": comparison_section(runs),
         "scaling_goal": goal_section(runs, pixels, shipped, shipped_names),
-        "throughput_section": throughput_section(card_dir / "train-throughput.json"),
+        "throughput_section": throughput_section(runs_dir.parent / "card" / "train-throughput.json"),  # an input: models/card, whatever card_dir the output goes to
     }
     run = largest_curriculum_run(runs)
     if run is None:
