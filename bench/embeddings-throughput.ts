@@ -14,13 +14,12 @@
  * --max-side N shrinks the photos first, which separates the serving stack's cost from the decoding of big JPEGs.
  * --models-dir DIR --model NAME benchmarks another bundle (the server loads only that one).
  */
-import { readFileSync, readdirSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
-import * as ort from 'onnxruntime-node'
 import sharp from 'sharp'
+import { bareThroughput, encoderFeeds, readPhotos, type Bare } from './encoder-feeds.js'
 import { ROOT, benchCommandLine, keepAliveAgent, percentile, post, startServerChild } from './server-child.js'
-import { readBundle } from '../src/bundles/bundle-reader.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { embedImages } from '../src/features/embed.js'
@@ -38,8 +37,7 @@ const BATCHES = arg('bare-batches', '1,2,4,8,16,32').split(',').map(Number)
 // --max-side N: shrink the photos once, before the run (JPEG q90), to measure the serving stack without big decodes
 const MAX_SIDE = Number(arg('max-side', '0'))
 
-let photos: Buffer[] = readdirSync(PHOTOS).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => readFileSync(join(PHOTOS, f)))
-if (photos.length === 0) throw new Error(`no photos in ${PHOTOS}`)
+let photos = readPhotos(PHOTOS)
 if (MAX_SIDE > 0) photos = await Promise.all(photos.map((p) => sharp(p).resize(MAX_SIDE, MAX_SIDE, { fit: 'inside' }).jpeg({ quality: 90 }).toBuffer()))
 
 interface Level { imagesPerSecond: number, p50: number, p99: number, errors: number, clientCpuSeconds: number }
@@ -126,31 +124,8 @@ async function decodeOnly (): Promise<Level> {
   }
 }
 
-async function bareSession (): Promise<Array<{ batch: number, imagesPerSecond: number }>> {
-  const bundle = await readBundle(join(MODELS_DIR, MODEL))
-  const m = bundle.manifest
-  const limits = { maxImageBytes: 1e9, maxImagePixels: 1e9, minImageSide: 1, allowedFormats: ['jpeg', 'png'] }
-  const S = m.eval_transform.center_crop
-  const L = m.num_patches
-  const ready: Float32Array[] = []
-  for (const p of photos) ready.push((await applyEvalTransform(await inspectImage(p, limits), m.eval_transform)).pixels)
-  // the same session options as the service (src/inference/onnx-backend.ts)
-  const session = await ort.InferenceSession.create(bundle.graphPaths.encoder!, { graphOptimizationLevel: 'all', executionProviders: ['cpu'], extra: { 'session.intra_op.allow_spinning': '0' } })
-  const out: Array<{ batch: number, imagesPerSecond: number }> = []
-  for (const batch of BATCHES) {
-    const images = new Float32Array(batch * 3 * S * S)
-    for (let n = 0; n < batch; n++) images.set(ready[n % ready.length], n * 3 * S * S)
-    const ids = BigInt64Array.from({ length: batch * L }, (_, i) => BigInt(i % L))
-    const feeds = { images: new ort.Tensor('float32', images, [batch, 3, S, S]), ids_keep: new ort.Tensor('int64', ids, [batch, L]) }
-    await session.run(feeds) // warm-up for this shape
-    let count = 0
-    const t0 = performance.now()
-    const end = t0 + Math.min(SECONDS, 5) * 1000
-    while (performance.now() < end) { await session.run(feeds); count += batch }
-    out.push({ batch, imagesPerSecond: count / ((performance.now() - t0) / 1000) })
-  }
-  await session.release()
-  return out
+async function bareSession (): Promise<Bare[]> {
+  return await bareThroughput(await encoderFeeds(join(MODELS_DIR, MODEL), photos), BATCHES, Math.min(SECONDS, 5))
 }
 
 async function main (): Promise<void> {

@@ -25,9 +25,7 @@ import { join, resolve } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { ROOT, benchCommandLine, keepAliveAgent, percentile, post, startServerChild } from './server-child.js'
 import { cpuLine } from './cpu-flags.js'
-import { readBundle } from '../src/bundles/bundle-reader.js'
-import { inspectImage } from '../src/imaging/decode.js'
-import { applyEvalTransform } from '../src/imaging/eval-transform.js'
+import { SESSION_OPTIONS, bareThroughput, encoderFeeds, readPhotos, type Bare } from './encoder-feeds.js'
 
 const { arg, serverArgs } = benchCommandLine()
 const SECONDS = Number(arg('seconds', '10'))
@@ -38,57 +36,11 @@ const BATCHES = arg('batches', '1,2,4,8,16,32').split(',').map(Number)
 const CONCURRENCY = Number(arg('concurrency', '8'))
 const PROFILE_RUNS = Number(arg('profile-runs', '5'))
 const PHOTOS = resolve(ROOT, arg('photos', '../shared/data/photos'))
-// the service's session options (src/inference/onnx-backend.ts): 'all' optimisations, no spinning
-const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', executionProviders: ['cpu'], extra: { 'session.intra_op.allow_spinning': '0' } }
-
-const photos = readdirSync(PHOTOS).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => readFileSync(join(PHOTOS, f)))
-if (photos.length === 0) throw new Error(`no photos in ${PHOTOS}`)
-
-interface Bare { batch: number, imagesPerSecond: number }
-
-/** The encoder's feeds for `batch` photos (eval-transformed once), the full sequence of patches. */
-async function feedsFor (name: string): Promise<{ path: string, feeds: (batch: number) => Record<string, ort.Tensor> }> {
-  const bundle = await readBundle(join(MODELS_DIR, name))
-  const m = bundle.manifest
-  const limits = { maxImageBytes: 1e9, maxImagePixels: 1e9, minImageSide: 1, allowedFormats: ['jpeg', 'png'] }
-  const S = m.eval_transform.center_crop
-  const L = m.num_patches
-  const ready: Float32Array[] = []
-  for (const p of photos) ready.push((await applyEvalTransform(await inspectImage(p, limits), m.eval_transform)).pixels)
-  return {
-    path: bundle.graphPaths.encoder as string,
-    feeds: (batch) => {
-      const images = new Float32Array(batch * 3 * S * S) // (N, 3, S, S)
-      for (let n = 0; n < batch; n++) images.set(ready[n % ready.length], n * 3 * S * S)
-      const ids = BigInt64Array.from({ length: batch * L }, (_, i) => BigInt(i % L)) // (N, L)
-      return { images: new ort.Tensor('float32', images, [batch, 3, S, S]), ids_keep: new ort.Tensor('int64', ids, [batch, L]) }
-    }
-  }
-}
-
-async function bare (name: string): Promise<Bare[]> {
-  const { path, feeds } = await feedsFor(name)
-  const session = await ort.InferenceSession.create(path, SESSION_OPTIONS)
-  const out: Bare[] = []
-  try {
-    for (const batch of BATCHES) {
-      const f = feeds(batch)
-      await session.run(f) // warm-up for this shape
-      let count = 0
-      const t0 = performance.now()
-      const end = t0 + SECONDS * 1000
-      do { await session.run(f); count += batch } while (performance.now() < end)
-      out.push({ batch, imagesPerSecond: count / ((performance.now() - t0) / 1000) })
-    }
-  } finally {
-    await session.release()
-  }
-  return out
-}
+const photos = readPhotos(PHOTOS)
 
 /** Time per op type over PROFILE_RUNS profiled runs at batch 1 (onnxruntime's own profiler, kernel times). */
 async function kernels (name: string): Promise<Array<{ op: string, ms: number, share: number }>> {
-  const { path, feeds } = await feedsFor(name)
+  const { path, feeds } = await encoderFeeds(join(MODELS_DIR, name), photos)
   const dir = mkdtempSync(join(tmpdir(), 'clmae-int8-profile-'))
   const session = await ort.InferenceSession.create(path, { ...SESSION_OPTIONS, enableProfiling: true, profileFilePrefix: join(dir, 'profile') })
   try {
@@ -144,7 +96,7 @@ async function main (): Promise<void> {
   console.log('\n| bundle | ' + BATCHES.map((b) => `batch ${b}`).join(' | ') + ' | best |')
   console.log('|---|' + BATCHES.map(() => '---|').join('') + '---|')
   for (const name of [FP32, INT8]) {
-    results[name] = await bare(name)
+    results[name] = await bareThroughput(await encoderFeeds(join(MODELS_DIR, name), photos), BATCHES, SECONDS)
     const best = results[name].reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a))
     console.log(`| ${name} (bare img/s) | ${results[name].map((r) => r.imagesPerSecond.toFixed(1)).join(' | ')} | ${best.imagesPerSecond.toFixed(1)} (batch ${best.batch}) |`)
   }

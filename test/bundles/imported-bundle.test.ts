@@ -15,10 +15,10 @@ import { execFileSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import sharp from 'sharp'
 import { readBundle } from '../../src/bundles/bundle-reader.js'
 import { IMAGES_DIR, postJson, startServer, type TestServer } from '../helpers/server.js'
 import { expectProblem } from '../helpers/problem.js'
+import { colourImage } from '../helpers/colour-image.js'
 
 const REPO = new URL('../../', import.meta.url).pathname
 const PYTHON = join(REPO, '.venv/bin/python')
@@ -72,18 +72,6 @@ async function embed (model: string, pooling: 'cls' | 'mean'): Promise<number[]>
   return body.data[0].embedding
 }
 
-/** A 64x64 PNG of one colour with a seeded diagonal pattern. */
-async function colourImage (rgb: [number, number, number], variant: number): Promise<string> {
-  const side = 64
-  const raw = Buffer.alloc(side * side * 3)
-  for (let y = 0; y < side; y++) {
-    for (let x = 0; x < side; x++) {
-      const wave = ((x + y * (variant + 1)) % 16) * 2
-      for (let c = 0; c < 3; c++) raw[(y * side + x) * 3 + c] = Math.max(0, Math.min(255, rgb[c] + wave - 16))
-    }
-  }
-  return (await sharp(raw, { raw: { width: side, height: side, channels: 3 } }).png().toBuffer()).toString('base64')
-}
 
 test('GET /v1/models: both format-2 bundles, which has a decoder, their source and architecture', opts, async () => {
   const body = await (await fetch(`${server.url}/v1/models`)).json() as any

@@ -4,7 +4,7 @@
  * failure), the add-examples / re-embed race in both orders, the fit queue, the fit deadline, a client
  * that goes away during a fit, and a store lost while the service runs.
  */
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import sharp from 'sharp'
 import pg from 'pg'
@@ -49,6 +49,27 @@ function gateNextRun (server: TestServer, modelId: string): { entered: Promise<v
 async function count (server: TestServer): Promise<number> {
   const page = await (await fetch(`${server.url}/v1/classifiers?limit=100`)).json() as { data: unknown[] }
   return page.data.length
+}
+
+/**
+ * Holds the next fit of any FitRunner (only that one) until `release()`: `before` it starts or `after` it
+ * finished, its answer not yet returned. `reached` resolves when the fit gets there.
+ */
+function holdNextFit (t: TestContext, at: 'before' | 'after'): { reached: Promise<void>, release: () => void } {
+  const fit = FitRunner.prototype.fit
+  t.after(() => { FitRunner.prototype.fit = fit })
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let arrive!: () => void
+  const reached = new Promise<void>((resolve) => { arrive = resolve })
+  FitRunner.prototype.fit = async function (this: FitRunner, ...args: Parameters<typeof fit>) {
+    FitRunner.prototype.fit = fit // only this one fit is held
+    if (at === 'before') { arrive(); await gate }
+    const result = await fit.apply(this, args)
+    if (at === 'after') { arrive(); await gate }
+    return result
+  }
+  return { reached, release }
 }
 
 test(`[${TEST_DIALECT}] Idempotency-Key on create: replay, reuse with another body, scope per API key, released on failure`, async (t) => {
@@ -185,18 +206,7 @@ test(`[${TEST_DIALECT}] a delete during an add-examples fit: the classifier ends
   const url = `${server.url}/v1/classifiers`
   const created = await (await postJson(url, { method: 'centroid', examples: examples(4, 2) })).json() as { id: string }
   // hold the next fit (add-examples is then inside its refit section: on PostgreSQL holding the row lock)
-  const fit = FitRunner.prototype.fit
-  t.after(() => { FitRunner.prototype.fit = fit })
-  let release!: () => void
-  const gate = new Promise<void>((resolve) => { release = resolve })
-  let entered!: () => void
-  const inside = new Promise<void>((resolve) => { entered = resolve })
-  FitRunner.prototype.fit = async function (this: FitRunner, ...args: Parameters<typeof fit>) {
-    FitRunner.prototype.fit = fit // only this one fit waits
-    entered()
-    await gate
-    return await fit.apply(this, args)
-  }
+  const { reached: inside, release } = holdNextFit(t, 'before')
   const adding = postJson(`${url}/${created.id}/examples`, { examples: examples(2, 2, 20) })
   await inside
   const deleting = fetch(`${url}/${created.id}`, { method: 'DELETE' })
@@ -300,19 +310,7 @@ test(`[${TEST_DIALECT}] a client that goes away after its fit finished but befor
   const url = `${server.url}/v1/classifiers`
   const created = await (await postJson(url, { method: 'centroid', examples: examples(4, 2) })).json() as { id: string }
   // the next fit finishes, then its answer is held until the client has gone
-  const fit = FitRunner.prototype.fit
-  t.after(() => { FitRunner.prototype.fit = fit })
-  let release!: () => void
-  const gate = new Promise<void>((resolve) => { release = resolve })
-  let fitted!: () => void
-  const done = new Promise<void>((resolve) => { fitted = resolve })
-  FitRunner.prototype.fit = async function (this: FitRunner, ...args: Parameters<typeof fit>) {
-    FitRunner.prototype.fit = fit
-    const result = await fit.apply(this, args)
-    fitted()
-    await gate
-    return result
-  }
+  const { reached: done, release } = holdNextFit(t, 'after')
   const client = new AbortController()
   const adding = fetch(`${url}/${created.id}/examples`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ examples: examples(2, 2, 20) }), signal: client.signal }).catch(() => 'aborted')
   await done

@@ -1,21 +1,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import sharp from 'sharp'
 import { BASELINE_MODEL, DEFAULT_MODEL, postJson, startServer, type TestServer } from '../../helpers/server.js'
 import { expectProblem as expectCoreProblem } from '../../helpers/problem.js'
+import { colourImage as colourPng } from '../../helpers/colour-image.js'
 
-/** A 64x64 PNG: a colour with a seeded diagonal pattern, so examples of one label differ a little. */
+/** The test image as a data URL (these tests also cut it apart for raw and multipart bodies). */
 async function colourImage (rgb: [number, number, number], variant: number): Promise<string> {
-  const side = 64
-  const raw = Buffer.alloc(side * side * 3)
-  for (let y = 0; y < side; y++) {
-    for (let x = 0; x < side; x++) {
-      const wave = ((x + y * (variant + 1)) % 16) * 2
-      for (let c = 0; c < 3; c++) raw[(y * side + x) * 3 + c] = Math.max(0, Math.min(255, rgb[c] + wave - 16))
-    }
-  }
-  const png = await sharp(raw, { raw: { width: side, height: side, channels: 3 } }).png().toBuffer()
-  return `data:image/png;base64,${png.toString('base64')}`
+  return `data:image/png;base64,${await colourPng(rgb, variant)}`
 }
 
 const RED: [number, number, number] = [220, 30, 30]
