@@ -13,6 +13,7 @@ Multi-process: torchrun --nproc_per_node N -m clmae.train ... (--batch-size is p
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -41,7 +42,9 @@ CHECKPOINT_NAME = "checkpoint.pt"
 RUN_DEFINING = ("config", "method", "epochs", "batch_size", "world_size", "seed", "limit_images",
                 "blr", "min_lr", "warmup_epochs", "weight_decay", "faithful_ghost_updates",
                 "mask_ratio", "norm_pix", "curriculum", "lambda_kl", "kl_reference_batch", "lambda_div", "lambda_gauss",
-                "data_pipeline", "load_size", "crop_scale")
+                "data_pipeline", "load_size", "crop_scale",
+                "model_config")  # the named config's definition: a same-named config edited between versions
+# The training images are compared apart (check_same_images): their number, and a digest of their file list.
 # What checkpoints written before a setting existed ran with (resume compares against these).
 RUN_DEFINING_BEFORE_THE_SETTING = {"data_pipeline": "files", "load_size": None, "crop_scale": list(CROP_SCALE)}
 
@@ -140,6 +143,25 @@ def check_resume_compatible(saved: dict, current: dict) -> None:
                              f"now {current.get(key)!r} (start a new --output-dir to change it)")
 
 
+def file_list_sha256(files: list[Path], root: Path) -> str:
+    """sha256 of every file's path relative to the --data folder and its size: the same images moved elsewhere
+    digest the same; an added, removed, renamed or re-encoded image does not."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.relative_to(root).as_posix()}\t{path.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
+def check_same_images(state: dict, current: dict) -> None:
+    """Refuse to resume on other training images than the checkpoint's (their count sets the lr schedule's
+    iterations per epoch). Checkpoints written before the digest existed are compared by count only."""
+    saved_sha = state["args"].get("data_files_sha256")
+    if state["num_images"] != current["num_images"] or saved_sha not in (None, current["data_files_sha256"]):
+        raise ValueError(f"cannot resume: the checkpoint trained on {state['num_images']} images (file list sha256 "
+                         f"{str(saved_sha)[:16]}), --data {current['data']} now gives {current['num_images']} "
+                         f"({current['data_files_sha256'][:16]}) (start a new --output-dir to change it)")
+
+
 def write_keep_scores(out_dir: Path, epoch: int, keep_scores: torch.Tensor, paths: list[str], grid: int) -> None:
     """<output-dir>/keep_scores/epoch_XXX.json: the monitoring images' keep scores (N, L) at this epoch."""
     target = out_dir / "keep_scores" / f"epoch_{epoch:03d}.json"
@@ -162,10 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     device = dist_info.device
 
     # --- resume or start -------------------------------------------------------------------------
+    files = subset(list_images(args.data), args.limit_images, args.seed)
+    run.update(num_images=len(files), data_files_sha256=file_list_sha256(files, Path(args.data)))
     ckpt_path = out_dir / CHECKPOINT_NAME
     state = ckpt.load(ckpt_path) if ckpt_path.is_file() else None
     if state is not None:
         check_resume_compatible(state["args"], run)
+        check_same_images(state, run)
     if dist_info.is_main:
         print(json.dumps(run, indent=2), flush=True)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +198,6 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- data ------------------------------------------------------------------------------------
     config = get_config(args.config)
-    files = subset(list_images(args.data), args.limit_images, args.seed)
     if args.data_pipeline == "memory":
         images = load_images(files, run["load_size"], args.data_cache,
                              log=lambda msg: print(msg, flush=True) if dist_info.is_main else None)

@@ -96,6 +96,7 @@ CHANGES = {
     "kl_reference_batch": ["--kl-reference-batch", "64"], "lambda_div": ["--lambda-div", "1"],
     "lambda_gauss": ["--lambda-gauss", "0.5"], "data_pipeline": ["--data-pipeline", "memory"],
     "load_size": ["--data-pipeline", "memory", "--load-size", "20"], "crop_scale": ["--crop-scale", "0.5", "1"],
+    "model_config": None,  # the same config name, defined otherwise (a later version of configs.py)
 }
 
 
@@ -120,7 +121,13 @@ def test_resume_refuses_a_changed_run_defining_setting(key):
     # load_size is compared between two memory-pipeline runs (files-pipeline runs store none)
     base = BASE + (["--data-pipeline", "memory"] if key == "load_size" else [])
     saved = _resolved([], base=base)
-    changed = _resolved([], world_size=2, base=base) if key == "world_size" else _resolved(CHANGES[key], base=base)
+    if key == "world_size":
+        changed = _resolved([], world_size=2, base=base)
+    elif key == "model_config":
+        changed = _resolved([], base=base)
+        changed["model_config"] = {**changed["model_config"], "num_heads": 4}  # same parameter shapes
+    else:
+        changed = _resolved(CHANGES[key], base=base)
     assert saved[key] != changed[key]
     check_resume_compatible(saved, _resolved([], base=base))  # unchanged: resumes
     with pytest.raises(ValueError, match=f"cannot resume: --{key.replace('_', '-')} was "):
@@ -134,6 +141,35 @@ def test_checkpoints_from_before_a_setting_existed_resume_with_its_old_value():
     check_resume_compatible(saved, _resolved([]))  # files pipeline, crops 0.2-1: what those runs did
     with pytest.raises(ValueError, match="--data-pipeline was 'files'"):
         check_resume_compatible(saved, _resolved(["--data-pipeline", "memory"]))
+
+
+def test_resume_refuses_other_training_images(tmp_path):
+    """The same images under another path resume; one image fewer, or renamed, is refused (count, file list)."""
+    import shutil
+
+    from conftest import write_synthetic_images
+
+    data = write_synthetic_images(tmp_path / "data", 16)
+    args = [*FAST, "--output-dir", str(tmp_path / "run"), "--epochs", "1"]
+    main([*args, "--data", str(data)])
+    moved = shutil.copytree(data, tmp_path / "elsewhere" / "data")
+    main([*args, "--data", str(moved)])  # same images, other folder: resumes (nothing left to train)
+    fewer = shutil.copytree(data, tmp_path / "fewer")
+    next(fewer.rglob("*.png")).unlink()
+    with pytest.raises(ValueError, match="cannot resume: the checkpoint trained on 16 images .* now gives 15"):
+        main([*args, "--data", str(fewer)])
+    renamed = shutil.copytree(data, tmp_path / "renamed")
+    first = next(renamed.rglob("*.png"))
+    first.rename(first.with_name("other.png"))
+    with pytest.raises(ValueError, match="cannot resume: the checkpoint trained on 16 images"):
+        main([*args, "--data", str(renamed)])
+    # A checkpoint from before the file-list digest is compared by count only.
+    state = ckpt.load(tmp_path / "run" / "checkpoint.pt")
+    del state["args"]["data_files_sha256"]
+    ckpt.save_atomic(state, tmp_path / "run" / "checkpoint.pt")
+    main([*args, "--data", str(renamed)])
+    with pytest.raises(ValueError, match="now gives 15"):
+        main([*args, "--data", str(fewer)])
 
 
 def test_crash_during_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
