@@ -3,7 +3,7 @@
 For each budget B (images seen) and method, one run of E = ceil(B / images per epoch) epochs over the
 whole training folder (images per epoch = floor(N / batch) x batch, drop_last), so each run has its own
 lr schedule and curriculum lambda(e) (both are tables of its own E). The projection divides the images
-still to see (epochs already logged in <runs-dir>/<run>/log.jsonl are done) by img/s measured on this
+still to see (epochs already done: the position of <runs-dir>/<run>/checkpoint.pt) by img/s measured on this
 machine just before, with benchmarks/train_throughput.py on the same config, batch, threads and pipeline.
 
 Prints the plan to stderr and one line per run to do on stdout: `<method> <epochs> <run-dir>`.
@@ -32,11 +32,14 @@ def run_name(method: str, config: str, images_seen: int) -> str:
 
 
 def epochs_done(run_dir: Path) -> int:
-    """Completed epochs, from the run's log (0 when it has not started)."""
-    log = run_dir / "log.jsonl"
-    if not log.is_file():
+    """Completed epochs, from the run's checkpoint (0 when it has not started). Not from the log: train.py
+    writes an epoch's record before that epoch's checkpoint, so a run stopped in between logs the epoch again
+    when it resumes, and a record of the last epoch can stand without the checkpoint that ends the run."""
+    path = run_dir / "checkpoint.pt"
+    if not path.is_file():
         return 0
-    return sum(1 for line in log.read_text().splitlines() if line and json.loads(line).get("type") == "epoch")
+    from clmae import checkpoint as ckpt
+    return int(ckpt.load(path)["position"]["epoch"])
 
 
 def measure_throughput(args: argparse.Namespace, methods: list[str]) -> dict[str, float]:
