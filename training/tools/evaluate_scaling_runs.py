@@ -27,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,12 +64,18 @@ def encoder_sha(bundle: Path) -> str | None:
 
 
 def ensure_bundle(run_dir: Path, epochs: int) -> Path:
-    """<run>/bundle/<run>/ exported from the finished checkpoint (kept when it already is)."""
+    """<run>/bundle/<run>/ exported from the finished checkpoint (kept when it already is: same epochs and same
+    training wall time, which a run trained again in the same folder does not share with the old bundle)."""
+    from clmae import checkpoint as ckpt
+    from clmae import export
+
     bundle = run_dir / "bundle" / run_dir.name
     manifest = bundle / "manifest.json"
-    if manifest.is_file() and json.loads(manifest.read_text())["training"]["epochs"] == epochs:
-        return bundle
-    from clmae import export
+    wall = float(ckpt.load(run_dir / "checkpoint.pt")["wall_time_seconds"])
+    if manifest.is_file():
+        held = json.loads(manifest.read_text())["training"]
+        if held["epochs"] == epochs and held["wall_time_seconds"] == wall:
+            return bundle
     print(f"[evaluate] {run_dir.name}: exporting {bundle}", flush=True)
     export.main(["--checkpoint", str(run_dir / "checkpoint.pt"), "--output", str(bundle), "--name", run_dir.name])
     return bundle
@@ -117,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
                    help=f"folder holding {', '.join(DATASETS)}")
     p.add_argument("--dry-run", action="store_true", help="say what would be exported and evaluated, do nothing")
+    p.add_argument("--jobs", type=int, default=1, help="benchmarks run side by side (each fits its probes on one thread)")
     args = p.parse_args(argv)
 
     # One evaluation at a time (two would both compute the pixel baseline): a lock on this file.
@@ -130,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = sorted((d for d in args.runs_dir.glob("scaling-*") if d.is_dir() and parse_run_name(d.name)),
                   key=lambda d: (parse_run_name(d.name)[2], d.name))
     pixels_path = args.results_dir / PIXELS_RUN / "fewshot.json"
-    done = []
+    todo = []  # (run folder, exported bundle, its encoder sha256), in budget order
     for run_dir in runs:
         epochs = finished_epochs(run_dir)
         if epochs is None:
@@ -148,25 +156,37 @@ def main(argv: list[str] | None = None) -> int:
             if held == sha:
                 print(f"[evaluate] {run_dir.name}: up to date ({result_path})", flush=True)
                 continue
-        with_pixels = not pixels_path.is_file()
-        if not with_pixels:  # the kept baseline must have this run's eval transform (one config per curve)
+        todo.append((run_dir, bundle, sha))
+
+    # The baseline (kept, or computed below with the first run) must have every run's eval transform: one config.
+    if todo:
+        held = ({m["config"] for m in json.loads(pixels_path.read_text())["models"].values()} if pixels_path.is_file()
+                else {json.loads((todo[0][1] / "manifest.json").read_text())["config"]})
+        for _, bundle, _ in todo:
             config = json.loads((bundle / "manifest.json").read_text())["config"]
-            held = {m["config"] for m in json.loads(pixels_path.read_text())["models"].values()}
             if held != {config}:
                 raise ValueError(f"{pixels_path} was computed for {held}, not {config}: move it aside to recompute")
+    with_pixels = {run_dir.name: i == 0 and not pixels_path.is_file() for i, (run_dir, _, _) in enumerate(todo)}
+
+    def evaluate(run_dir: Path, bundle: Path, sha: str) -> str:
+        result_path = args.results_dir / run_dir.name / "fewshot.json"
         tmp = args.results_dir / run_dir.name / ".fewshot.benchmark.json"
         tmp.parent.mkdir(parents=True, exist_ok=True)
-        report = run_benchmark(bundle, args.data, with_pixels, tmp)
+        report = run_benchmark(bundle, args.data, with_pixels[run_dir.name], tmp)
         if report["models"][run_dir.name]["encoder_sha256"] != sha:
             raise AssertionError(f"the benchmark evaluated other weights than {bundle}. This is a bug.")
-        if with_pixels:
+        if with_pixels[run_dir.name]:
             report, pixels = split_pixels(report, run_dir.name)
             write_json(pixels_path, pixels)
             print(f"[evaluate] pixel baseline -> {pixels_path}", flush=True)
         write_json(result_path, report)
         tmp.unlink()
         print(f"[evaluate] {run_dir.name} -> {result_path}", flush=True)
-        done.append(run_dir.name)
+        return run_dir.name
+
+    # The benchmark fits its probes on one thread, so --jobs 2 keeps both cores of a 2-core machine busy.
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        done = [f.result() for f in [pool.submit(evaluate, *item) for item in todo]]
     print(f"[evaluate] evaluated this time: {', '.join(done) or 'none'}", flush=True)
     return 0
 
