@@ -71,3 +71,36 @@ def test_missing_budgets_are_not_invented(tmp_path):
     assert sr.run_name("clmae", "vit_mini_p8_64", sr.PLANNED_IMAGES_SEEN[1]) in cur
     assert "still training (2 of 11 epochs logged)" in cur and f"{sr.PLANNED_IMAGES_SEEN[2]:,} images, has none yet" in cur
     assert (tmp_path / "scaling-curve.png").stat().st_size > 1000
+
+
+def protocol_report(models: dict[str, str], acc: dict[str, float], max_test: int = 100000) -> dict:
+    """A benchmark report following issue 16's protocol: feature -> 16-shot Acc@1 on every goal data set."""
+    return {**sr.PROTOCOL, "shots": [16], "preprocess_resize": "sharp",
+            "models": {name: {"encoder_sha256": sha} for name, sha in models.items()},
+            "datasets": [{"name": ds, "test_images": 1000, "max_test_per_class": max_test,
+                          "results": {f: [row(16, a)] for f, a in acc.items()}} for ds in scaling_card.DATASET_ORDER]}
+
+
+def test_goal_has_no_verdict_for_a_stale_readme_table_or_another_protocol(tmp_path):
+    names = {"clmae": "clmae-bundle", "mae": "mae-bundle"}
+    shipped = protocol_report({"clmae-bundle": "a" * 64, "mae-bundle": "b" * 64},
+                              {"clmae-bundle": 0.5, "mae-bundle": 0.5, sr.PIXELS_FEATURE: 0.1})
+    text = scaling_card.goal_section([], None, shipped, names, {"clmae": "a" * 64, "mae": "b" * 64})
+    assert "| shipped `mae-bundle` | sport_balls | 50.0 | 10.0 | +40.0 |" in text
+    assert "the shipped `mae-bundle`: meets the goal" in text
+    # The bundles were replaced and the README table not measured again: no verdict on the old numbers.
+    text = scaling_card.goal_section([], None, shipped, names, {"clmae": "a" * 64, "mae": "c" * 64})
+    assert "| shipped `mae-bundle` | all | no verdict: the README table measured encoder bbbbbbbbbbbbbbbb" in text
+    assert "the shipped `mae-bundle`" not in text and "the shipped `clmae-bundle`: meets the goal" in text
+    # A run evaluated on 50 test images per class is not the protocol's goal check.
+    small = sr.PLANNED_IMAGES_SEEN[0]
+    for method in sr.METHODS:
+        write_run(tmp_path, method, small, 3, 3)
+        name = sr.run_name(method, "vit_mini_p8_64", small)
+        (tmp_path / name / "fewshot.json").write_text(json.dumps(protocol_report({name: "d" * 64}, {name: 0.5},
+                                                                                 max_test=50)))
+    pixels = protocol_report({}, {sr.PIXELS_FEATURE: 0.1})
+    runs = sr.read_runs(tmp_path)
+    text = scaling_card.goal_section(runs, pixels, None, names)
+    assert f"| MAE, {small:,} images | all | no verdict: imagewoof: at most 50 test images per class" in text
+    assert "met, " not in text

@@ -98,3 +98,26 @@ def test_read_runs_states_and_evaluated_budgets(tmp_path):
                                              "finished, not evaluated yet (scripts/evaluate-scaling-runs.sh)"]
     assert sr.evaluated_budgets(runs) == [100]
     assert sr.budgets(runs) == sorted({100, 300, *sr.PLANNED_IMAGES_SEEN})
+
+
+def protocol_report(**changes) -> dict:
+    """A report as evaluate_scaling_runs.py's benchmark writes it, with `changes` applied."""
+    body = {**sr.PROTOCOL, "shots": [1, 2, 4, 8, 16], "preprocess_resize": "sharp",
+            "datasets": [{"name": "cifar10", "test_images": 2000, "max_test_per_class": 100000, "results": {}}]}
+    body.update(changes)
+    return body
+
+
+def test_protocol_problems_name_each_departure():
+    assert sr.protocol_problems(protocol_report()) == []
+    assert sr.comparison_problems(protocol_report(), protocol_report()) == []
+    assert sr.protocol_problems(protocol_report(method="knn", seeds=[0], shots=[1, 8])) == [
+        "method 'knn' instead of 'logreg'", "seeds [0] instead of [0, 1, 2]", "no 16-shot cell"]
+    capped = protocol_report(datasets=[{"name": "cifar10", "test_images": 2000, "max_test_per_class": 50}])
+    assert sr.protocol_problems(capped) == ["cifar10: at most 50 test images per class, not every one of 2000"]
+    assert sr.protocol_problems(protocol_report(normalize=False, pooling="cls")) == [
+        "pooling 'cls' instead of 'mean'", "normalize False instead of True"]
+    assert sr.comparison_problems(protocol_report(), protocol_report(preprocess_resize="pillow")) == [
+        "preprocessed with sharp, the pixel baseline with pillow"]
+    assert sr.comparison_problems(protocol_report(), capped) == [
+        "pixel baseline: cifar10: at most 50 test images per class, not every one of 2000"]

@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
         values["probe"] = probe_section(json.loads(probe_path.read_text()))
 
     issue16 = scaling_values(MODELS / "runs", out, report if fewshot_path.exists() else None, BUNDLES,
-                             curriculum_table)
+                             curriculum_table, {m: manifests[m]["graphs"]["encoder"]["sha256"] for m in BUNDLES})
     values.update(issue16)
     values["mask_ratio_keep"] = f"{1 - mask_ratio:.2f}"
     values["findings"] = findings(monitor, lambdas, mask_ratio, values)

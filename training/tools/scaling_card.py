@@ -141,10 +141,15 @@ def goal_rows_text(label: str, rows: list[sr.GoalRow]) -> list[str]:
     return out
 
 
+def not_comparable_text(label: str, problems: list[str]) -> str:
+    return f"| {label} | all | no verdict: {'; '.join(problems)} | | | | |"
+
+
 def goal_section(runs: list[sr.ScalingRun], pixels: dict | None, shipped: dict | None,
-                 shipped_names: dict[str, str]) -> str:
+                 shipped_names: dict[str, str], shipped_shas: dict[str, str] | None = None) -> str:
     """The goal per evaluated budget (against the curve's pixel baseline) and for the shipped bundles (README
-    table: against the pixel rows of the same benchmark run)."""
+    table: against the pixel rows of the same benchmark run). A report off issue 16's protocol, or a README
+    table measured on other weights than the shipped bundles' encoder (shipped_shas), gets no verdict."""
     header = ["| models | data set | 16-shot Acc@1 | pixels | margin | required | verdict |", "|---|---|---|---|---|---|---|"]
     lines, verdicts = list(header), []
     if shipped:
@@ -152,6 +157,14 @@ def goal_section(runs: list[sr.ScalingRun], pixels: dict | None, shipped: dict |
         for m in sr.METHODS:
             name = shipped_names[m]
             if name in shipped["models"]:
+                problems = sr.comparison_problems(shipped, shipped)
+                measured = shipped["models"][name].get("encoder_sha256")
+                if shipped_shas and measured != shipped_shas[m]:
+                    problems.append(f"the README table measured encoder {str(measured)[:16]}, the shipped bundle is "
+                                    f"{shipped_shas[m][:16]} (scripts/fewshot-table.sh)")
+                if problems:
+                    lines.append(not_comparable_text(f"shipped `{name}`", problems))
+                    continue
                 rows = sr.goal_check(sr.feature_rows(shipped, name), shipped_pixels)
                 lines += goal_rows_text(f"shipped `{name}`", rows)
                 verdicts.append((f"the shipped `{name}`", rows))
@@ -163,8 +176,13 @@ def goal_section(runs: list[sr.ScalingRun], pixels: dict | None, shipped: dict |
                 run = pairs.get(b, {}).get(m)
                 if run is None or not run.finished or run.fewshot is None:
                     continue
+                label = f"{'CL-MAE' if m == 'clmae' else 'MAE'}, {fmt_images(b)} images"
+                problems = sr.comparison_problems(run.fewshot, pixels)
+                if problems:
+                    lines.append(not_comparable_text(label, problems))
+                    continue
                 rows = sr.goal_check(sr.feature_rows(run.fewshot), pixel_rows)
-                lines += goal_rows_text(f"{'CL-MAE' if m == 'clmae' else 'MAE'}, {fmt_images(b)} images", rows)
+                lines += goal_rows_text(label, rows)
     if len(lines) == len(header):
         return "No model has been evaluated against the pixel baseline yet."
     text = ["The goal of issue 16: the retrained default and baseline each beat raw pixels (16x16x3, same probe) "
@@ -216,8 +234,9 @@ def largest_curriculum_run(runs: list[sr.ScalingRun]) -> sr.ScalingRun | None:
 
 
 def scaling_values(runs_dir: Path, card_dir: Path, shipped: dict | None, shipped_names: dict[str, str],
-                   curriculum_table) -> dict[str, str]:
-    """Template values of the issue-16 sections. curriculum_table(monitor, lambdas) renders the table (model_card)."""
+                   curriculum_table, shipped_shas: dict[str, str] | None = None) -> dict[str, str]:
+    """Template values of the issue-16 sections. curriculum_table(monitor, lambdas) renders the table (model_card);
+    shipped_shas: method -> the shipped bundle's encoder sha256 (the README table must have measured it)."""
     runs = sr.read_runs(runs_dir)
     pixels = sr.read_pixels(runs_dir)
     drawn = plot_curve(card_dir / "scaling-curve.png", runs, pixels)
@@ -227,7 +246,7 @@ def scaling_values(runs_dir: Path, card_dir: Path, shipped: dict | None, shipped
         "scaling_figure": "![scaling curve](card/scaling-curve.png)" if drawn
         else "(no scaling run has been evaluated yet: no figure)",
         "scaling_comparison": comparison_section(runs),
-        "scaling_goal": goal_section(runs, pixels, shipped, shipped_names),
+        "scaling_goal": goal_section(runs, pixels, shipped, shipped_names, shipped_shas),
         "throughput_section": throughput_section(runs_dir.parent / "card" / "train-throughput.json"),  # an input: models/card, whatever card_dir the output goes to
     }
     run = largest_curriculum_run(runs)

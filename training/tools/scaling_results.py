@@ -29,6 +29,8 @@ PIXELS_FEATURE = "pixels-16x16"
 # Issue 16's goal, in Acc@1 percentage points over the pixel baseline at 16 shots.
 GOAL_MARGINS = {"sport_balls": 10.0, "cifar10": 10.0, "imagewoof": 4.0}
 GOAL_SHOTS = 16
+# The rest of the protocol, as a benchmark report records it (tools/evaluate_scaling_runs.py passes these flags).
+PROTOCOL = {"method": "logreg", "pooling": "mean", "normalize": True, "seeds": [0, 1, 2]}
 TIE = 1e-9
 
 _RUN_NAME = re.compile(r"^scaling-(clmae|mae)-(.+)-(\d+)$")
@@ -238,6 +240,30 @@ def goal_check(model: dict[str, dict[int, dict]], pixels: dict[str, dict[int, di
         m, p = accuracy(model, dataset, shots), accuracy(pixels, dataset, shots)
         rows.append(GoalRow(dataset, m[0] if m else None, p[0] if p else None, required))
     return rows
+
+
+def protocol_problems(report: dict) -> list[str]:
+    """How a benchmark report departs from issue 16's protocol (empty when it follows it): the probe, pooling,
+    normalisation, the 3 seeds, a 16-shot cell, and every test image of each data set."""
+    problems = [f"{key} {report.get(key)!r} instead of {value!r}" for key, value in PROTOCOL.items()
+                if report.get(key) != value]
+    if GOAL_SHOTS not in report.get("shots", []):
+        problems.append(f"no {GOAL_SHOTS}-shot cell")
+    for d in report.get("datasets", []):
+        if "test_images" not in d or d.get("max_test_per_class", 0) < d["test_images"]:
+            problems.append(f"{d['name']}: at most {d.get('max_test_per_class')} test images per class, "
+                            f"not every one of {d.get('test_images')}")
+    return problems
+
+
+def comparison_problems(model_report: dict, pixel_report: dict) -> list[str]:
+    """Why a model's goal check against a pixel baseline would not be issue 16's (empty when it would be)."""
+    problems = protocol_problems(model_report)
+    problems += [f"pixel baseline: {p}" for p in protocol_problems(pixel_report) if pixel_report is not model_report]
+    if model_report.get("preprocess_resize") != pixel_report.get("preprocess_resize"):
+        problems.append(f"preprocessed with {model_report.get('preprocess_resize')}, the pixel baseline with "
+                        f"{pixel_report.get('preprocess_resize')}")
+    return problems
 
 
 def goal_met(rows: list[GoalRow]) -> bool | None:
