@@ -2,7 +2,8 @@
 # Ships the largest finished and evaluated budget of the scaling curve (issue 16) as the default bundles
 # models/clmae-vit-mini-p8-64 and models/mae-vit-mini-p8-64 (same architecture, same names), with everything
 # that depends on their weights, as one commit's worth of changes:
-#   1. the two bundles, exported from the runs' final checkpoints (clmae.export; the format main accepts);
+#   1. the two bundles, exported from the runs' final checkpoints (clmae.export; the format main accepts) into a
+#      staging folder, each checked to come from the checkpoint its run's few-shot result measured, then moved in;
 #   2. the service tests' reference outputs, test/fixtures/reference/<bundle>.json (clmae.tools.write_reference;
 #      test/features/*, test/http/routes/embeddings.test.ts and training/tests/test_reference.py match them by sha256);
 #   3. the runs' logs -> models/runs/ (train-scaling-curve.sh logs);
@@ -27,18 +28,28 @@ CHOICE=$($PY training/tools/publish_scaling.py --runs-dir "$RUNS" "${FLOOR[@]}" 
 read -r IMAGES CLMAE_RUN MAE_RUN <<< "$CHOICE"
 echo "== publishing the ${IMAGES}-image budget: $CLMAE_RUN -> clmae-vit-mini-p8-64, $MAE_RUN -> mae-vit-mini-p8-64"
 
-for pair in "clmae-vit-mini-p8-64 $CLMAE_RUN" "mae-vit-mini-p8-64 $MAE_RUN"; do
+PAIRS=("clmae-vit-mini-p8-64 $CLMAE_RUN" "mae-vit-mini-p8-64 $MAE_RUN")
+PATHS="models/clmae-vit-mini-p8-64 models/mae-vit-mini-p8-64 test/fixtures/reference models/fewshot models/runs models/card models/README.md README.md"
+# Both bundles are exported into a staging folder first, each from the checkpoint its run's few-shot result was
+# measured on (exit 3 otherwise): nothing in the working tree changes until both are.
+STAGE=$(mktemp -d "$ROOT/models/.publish-staging-XXXXXX")
+trap 'rm -rf "$STAGE"' EXIT
+for pair in "${PAIRS[@]}"; do
   read -r bundle run <<< "$pair"
-  (cd training && $PY -m clmae.export --checkpoint "$RUNS/$run/checkpoint.pt" --output "../models/$bundle" --name "$bundle")
-  (cd training && $PY -m clmae.tools.write_reference --bundle "../models/$bundle" --out "../test/fixtures/reference/$bundle.json")
-  # The few-shot result of the run was measured on the same graphs when the export is byte-identical.
-  $PY - "$ROOT/models/$bundle/manifest.json" "$ROOT/models/runs/$run/fewshot.json" "$run" <<'PY'
-import json, sys
-shipped = json.load(open(sys.argv[1]))["graphs"]["encoder"]["sha256"]
-evaluated = json.load(open(sys.argv[2]))["models"][sys.argv[3]]["encoder_sha256"]
-print(f"encoder sha256 {shipped[:16]}: {'the graph evaluated as ' + sys.argv[3] if shipped == evaluated else 'differs from the evaluated ' + evaluated[:16]}")
-PY
+  (cd training && $PY -m clmae.export --checkpoint "$RUNS/$run/checkpoint.pt" --output "$STAGE/$bundle" --name "$bundle")
+  $PY training/tools/publish_scaling.py --runs-dir "$RUNS" --check-export "$STAGE/$bundle" "$run"
 done
+# From here on a failure leaves a partial publish in the working tree: say so, and how to undo it.
+UNDO="models/clmae-vit-mini-p8-64 models/mae-vit-mini-p8-64 test/fixtures/reference models/fewshot models/card models/README.md"
+trap 'echo "== publishing FAILED: the working tree holds a partial publish of the ${IMAGES}-image budget (git status -- $PATHS)." \
+  "Undo: git restore --source=HEAD --worktree -- $UNDO; README.md: its few-shot table hunk only." >&2' ERR
+for pair in "${PAIRS[@]}"; do
+  read -r bundle run <<< "$pair"
+  mv "models/$bundle" "$STAGE/$bundle.shipped"
+  mv "$STAGE/$bundle" "models/$bundle"
+  (cd training && $PY -m clmae.tools.write_reference --bundle "../models/$bundle" --out "../test/fixtures/reference/$bundle.json")
+done
+rm -rf "$STAGE"
 
 RUNS="$RUNS" scripts/train-scaling-curve.sh logs
 scripts/fewshot-table.sh
@@ -51,7 +62,6 @@ if [ "${TESTS:-1}" = 1 ]; then
     test/cli/fewshot-benchmark.test.ts test/ui/*.test.ts
 fi
 
-PATHS="models/clmae-vit-mini-p8-64 models/mae-vit-mini-p8-64 test/fixtures/reference models/fewshot models/runs models/card models/README.md README.md"
 echo "== published the ${IMAGES}-image budget. README.md is shared: commit only its few-shot table hunk (git add -p README.md)"
 echo "   if others have uncommitted changes there; README's 'The shipped bundles ... are reproduced by' block still names"
 echo "   scripts/train-default-models.sh: point it at train-scaling-curve.sh + publish-scaling-models.sh. Then:"

@@ -56,13 +56,46 @@ def choose(runs_dir: Path, models_dir: Path, images: int | None, min_images: int
     return budget, chosen
 
 
+def check_export(bundle: Path, run: str, results_dir: Path, runs_dir: Path) -> str:
+    """Refuse (exit status 3) to publish `bundle`, exported now from the run's checkpoint, unless the run's few-shot
+    result measured the bundle that scripts/evaluate-scaling-runs.sh exported from that same checkpoint: the card
+    states that result for the shipped weights. The checkpoint is recognised by its epochs and training wall time
+    (as evaluate_scaling_runs.ensure_bundle does), not by the graph's bytes: those also hold the exporting code's
+    file paths and line numbers (the ONNX exporter's stack-trace metadata). Returns a line saying what matched."""
+    evaluated_bundle = runs_dir / run / "bundle" / run
+    result = json.loads((results_dir / run / "fewshot.json").read_text())["models"][run]["encoder_sha256"]
+    problem = None
+    if not (evaluated_bundle / "manifest.json").is_file():
+        problem = f"{evaluated_bundle} is gone"
+    else:
+        evaluated = json.loads((evaluated_bundle / "manifest.json").read_text())
+        now = json.loads((bundle / "manifest.json").read_text())
+        if evaluated["graphs"]["encoder"]["sha256"] != result:
+            problem = f"its few-shot result measured encoder {result[:16]}, not {evaluated_bundle}"
+        elif [evaluated["training"][k] for k in ("epochs", "wall_time_seconds")] != \
+                [now["training"][k] for k in ("epochs", "wall_time_seconds")]:
+            problem = "its checkpoint changed since it was evaluated"
+    if problem:
+        print(f"refused: {run}: {problem} (scripts/evaluate-scaling-runs.sh)", file=sys.stderr)
+        raise SystemExit(3)
+    same = now["graphs"]["encoder"]["sha256"] == result
+    return (f"{bundle.name}: the checkpoint evaluated as {run}; encoder graph "
+            + ("byte-identical to the evaluated one" if same else "re-exported (bytes differ from the evaluated one)"))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="?", type=int, default=None, help="budget to publish (default: the largest ready)")
     p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "scaling")
     p.add_argument("--models-dir", type=Path, default=ROOT / "models")
     p.add_argument("--min-images", type=int, default=None, help="override the floor (smoke tests on a copy only)")
+    p.add_argument("--check-export", nargs=2, metavar=("BUNDLE", "RUN"), default=None,
+                   help="only check that BUNDLE, exported from RUN's checkpoint, is what its few-shot result measured")
     args = p.parse_args(argv)
+    if args.check_export:
+        bundle, run = args.check_export
+        print(check_export(Path(bundle), run, args.models_dir / "runs", args.runs_dir))
+        return 0
     budget, chosen = choose(args.runs_dir, args.models_dir, args.images, args.min_images)
     print(f"{budget} {chosen['clmae']} {chosen['mae']}")
     return 0
