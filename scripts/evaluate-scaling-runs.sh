@@ -5,9 +5,10 @@
 #    (never committed) and runs the few-shot benchmark with issue 16's protocol -> models/runs/<run>/fewshot.json
 #    (training/tools/evaluate_scaling_runs.py; the pixel baseline once -> models/runs/scaling-pixels-16x16/);
 # 3. regenerates the model card (models/README.md, models/card/) from the committed files.
-# Steps 2-3 run under nice: the training run keeps the CPU it had. Re-run any time; it does only what is missing.
+# Re-run any time; it does only what is missing.
 # Settings (environment): RUNS (runs/scaling), FEWSHOT_DATA (../shared/data: imagewoof, sport_balls, cifar10),
-# NICE (10). Extra arguments go to evaluate_scaling_runs.py (e.g. --dry-run).
+# NICE (10). Extra arguments go to evaluate_scaling_runs.py (e.g. --dry-run; --jobs 2 evaluates two runs side by side:
+# the benchmark fits its probes on one thread). Never beside a training run: its two-thread steps slow down 5-7x.
 # Then commit: git add models/runs models/README.md models/card && git commit -m "..." -- models/runs models/README.md models/card
 set -euo pipefail
 cd "$(dirname "$0")/.."
