@@ -64,7 +64,7 @@ def plot_curve(path: Path, runs: list[sr.ScalingRun], pixels: dict | None) -> bo
         if pix is not None:
             ax.axhline(pix[0], color="gray", lw=0.9, ls=":", label="pixels 16x16x3")
             ax.axhline(pix[0] + sr.GOAL_MARGINS[dataset], color="tab:red", lw=0.8, ls="-.",
-                       label=f"goal (pixels + {sr.GOAL_MARGINS[dataset]:g})")
+                       label="goal: pixels + the data set's margin")
         ax.set_xscale("log")
         ticks = sr.budgets(runs)  # planned budgets too: the axis shows what is still to come
         ax.set_xlim(ticks[0] / 1.5, ticks[-1] * 1.5)
@@ -72,7 +72,7 @@ def plot_curve(path: Path, runs: list[sr.ScalingRun], pixels: dict | None) -> bo
         ax.set_xticklabels([f"{b / 1000:.0f}k" if b >= 1000 else str(b) for b in ticks], fontsize=8)
         ax.minorticks_off()
         ax.set_xlabel("images seen in training")
-        ax.set_title(dataset)
+        ax.set_title(f"{dataset} (goal: pixels + {sr.GOAL_MARGINS[dataset]:g})")
     axes[0].set_ylabel(f"{sr.GOAL_SHOTS}-shot Acc@1 (%)")
     axes[0].legend(fontsize=7)
     fig.suptitle("Few-shot accuracy vs training budget (mean ± std over 3 seeds)", fontsize=10)
