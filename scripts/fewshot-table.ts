@@ -3,7 +3,9 @@
  * from the JSON the benchmark wrote (src/cli/fewshot-benchmark.ts --out-json). Run it after the
  * benchmark when the default model changes; scripts/fewshot-table.sh does both.
  *
- *   node --import tsx scripts/fewshot-table.ts [results.json] [README.md]
+ *   node --import tsx scripts/fewshot-table.ts [results.json] [README.md] [table.md]
+ *
+ * table.md (optional) receives the same table, as the benchmark's --out-md writes it.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { renderMarkdown, type BenchmarkReport } from '../src/cli/fewshot-benchmark.js'
@@ -20,9 +22,10 @@ export function replaceBlock (readme: string, table: string): string {
   return `${readme.slice(0, start + BEGIN.length)}\n${note}\n${table}\n${readme.slice(end)}`
 }
 
-const [jsonPath = 'models/fewshot/fewshot.json', readmePath = 'README.md'] = process.argv.slice(2)
+const [jsonPath = 'models/fewshot/fewshot.json', readmePath = 'README.md', mdPath] = process.argv.slice(2)
 if (process.argv[1]?.endsWith('fewshot-table.ts')) {
   const report = JSON.parse(readFileSync(jsonPath, 'utf8')) as BenchmarkReport
   writeFileSync(readmePath, replaceBlock(readFileSync(readmePath, 'utf8'), renderMarkdown(report)))
+  if (mdPath !== undefined) writeFileSync(mdPath, renderMarkdown(report) + '\n')
   console.log(`${readmePath}: few-shot table regenerated from ${jsonPath}`)
 }
