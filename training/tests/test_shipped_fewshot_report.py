@@ -19,7 +19,8 @@ def benchmark_report(feature: str, sha: str | None, acc: float) -> dict:
     return {**copy.deepcopy(SETTINGS), "generated_at": f"2026-12-0{int(acc) % 9 + 1}T00:00:00Z",
             "command": f"benchmark {feature}", "pixel_baseline": "16x16x3 pixels",
             "models": {} if sha is None else {feature: {"encoder_sha256": sha, "method": "m", "config": "c"}},
-            "datasets": [{"name": name, "classes": ["a", "b"], "train_pool": 10, "test_images": 4,
+            "datasets": [{"name": name, "path": f"/data/{name}", "split": "seeded stratified split (test fraction 0.2, seed 0)",
+                          "classes": ["a", "b"], "train_pool": 10, "test_images": 4,
                           "max_test_per_class": 100000, "results": {feature: copy.deepcopy(rows)}}
                          for name in ("imagewoof", "cifar10")]}
 
@@ -89,3 +90,14 @@ def test_refused_when_the_reports_differ_in_settings_or_data(tmp_path, capsys):
     pixels.write_text(json.dumps(report))
     assert run_tool(models, results, tmp_path / "c.json") == 3
     assert "'preprocess_resize'" in capsys.readouterr().err
+
+
+def test_refused_when_a_split_differs_with_the_same_counts(tmp_path, capsys):
+    # Another split seed draws another test set of the same size: the rows would not share a test set.
+    models, results = setup(tmp_path, {"clmae-b": "aa", "mae-b": "bb"})
+    pixels = results / PIXELS_RUN / "fewshot.json"
+    report = json.loads(pixels.read_text())
+    report["datasets"][1]["split"] = "seeded stratified split (test fraction 0.2, seed 1)"
+    pixels.write_text(json.dumps(report))
+    assert run_tool(models, results, tmp_path / "a.json") == 3
+    assert "other data sets or splits" in capsys.readouterr().err

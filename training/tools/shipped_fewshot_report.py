@@ -28,7 +28,8 @@ from scaling_results import PIXELS_FEATURE, PIXELS_RUN  # noqa: E402
 
 # What must agree between the reports for their rows to sit in one table (fewshot-benchmark.ts's fields).
 SETTINGS = ("protocol", "method", "pooling", "normalize", "preprocess_resize", "shots", "seeds")
-DATASET_FIELDS = ("name", "classes", "train_pool", "test_images", "max_test_per_class")
+# split and path too: another split seed (or another copy of the data) gives a test set of the same size.
+DATASET_FIELDS = ("name", "path", "split", "classes", "train_pool", "test_images", "max_test_per_class")
 
 
 class Refused(Exception):
