@@ -55,7 +55,7 @@ rm -rf "$STAGE"
 RUNS="$RUNS" scripts/train-scaling-curve.sh logs
 # The README table: the runs' own results when the shipped encoders are byte for byte the graphs they measured
 # (the same numbers; measuring again costs about half an hour on 2 cores), else the benchmark again.
-if $PY training/tools/shipped_fewshot_report.py --run "clmae-vit-mini-p8-64=$CLMAE_RUN" --run "mae-vit-mini-p8-64=$MAE_RUN"; then
+if $PY training/tools/shipped_fewshot_report.py --runs-dir "$RUNS" --run "clmae-vit-mini-p8-64=$CLMAE_RUN" --run "mae-vit-mini-p8-64=$MAE_RUN"; then
   node --import tsx scripts/fewshot-table.ts models/fewshot/fewshot.json README.md models/fewshot/fewshot.md
 else
   scripts/fewshot-table.sh

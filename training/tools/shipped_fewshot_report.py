@@ -8,8 +8,11 @@ measured with issue 16's protocol (models/runs/<run>/fewshot.json, the pixel bas
 models/runs/scaling-pixels-16x16/); measuring the same graphs again for the README table costs about half an
 hour on 2 cores. This assembles that table's report (src/cli/fewshot-benchmark.ts's JSON) from those results,
 renamed to the bundle names, and only when each shipped encoder is byte for byte the graph its result measured
-(encoder sha256) and the three reports measured the same data sets with the same settings. Otherwise it exits 3
-and the caller measures again (scripts/fewshot-table.sh). The numbers are copied, never recomputed or edited.
+(encoder sha256), each shipped bundle preprocesses images as the bundles measured did (eval_transform: the
+manifest's, outside the graph's bytes; read from the evaluated bundles evaluate_scaling_runs.py left in
+<runs-dir>/<run>/bundle/, the pixel baseline's included) and the three reports measured the same data sets with
+the same settings. Otherwise it exits 3 and the caller measures again (scripts/fewshot-table.sh). The numbers are
+copied, never recomputed or edited.
 """
 
 from __future__ import annotations
@@ -42,17 +45,39 @@ def read(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def assemble(bundles: dict[str, tuple[Path, Path]], pixels_path: Path) -> dict:
-    """bundles: shipped bundle name -> (its folder, its run's fewshot.json). The report for the README table."""
+def measured_eval_transform(runs_dir: Path, run: str, sha: str, what: str) -> dict:
+    """The eval transform of the bundle a result measured: <runs-dir>/<run>/bundle/<run>/, still that encoder."""
+    manifest = runs_dir / run / "bundle" / run / "manifest.json"
+    if not manifest.is_file():
+        raise Refused(f"{manifest} is gone: the eval transform {what} was measured with is unknown")
+    evaluated = json.loads(manifest.read_text())
+    if evaluated["graphs"]["encoder"]["sha256"] != sha:
+        raise Refused(f"{manifest} was exported again since {what} was measured")
+    return evaluated["eval_transform"]
+
+
+def assemble(bundles: dict[str, tuple[Path, Path]], pixels_path: Path, runs_dir: Path) -> dict:
+    """bundles: shipped bundle name -> (its folder, its run's fewshot.json); runs_dir: the runs' folders (their
+    evaluated bundles). The report for the README table."""
     pixels = read(pixels_path)
+    (pixels_run, pixels_entry), = pixels["models"].items()  # the run whose inputs were pooled
+    pixels_transform = measured_eval_transform(runs_dir, pixels_run, pixels_entry["encoder_sha256"], pixels_path)
     sources, out = [], None
     for name, (bundle, result_path) in bundles.items():
         result = read(result_path)
         (run, entry), = result["models"].items()  # one run per result (evaluate_scaling_runs.py)
-        shipped = json.loads((bundle / "manifest.json").read_text())["graphs"]["encoder"]["sha256"]
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        shipped = manifest["graphs"]["encoder"]["sha256"]
         if entry["encoder_sha256"] != shipped:
             raise Refused(f"{name}'s encoder {shipped[:16]} is not the graph {result_path} measured "
                           f"({entry['encoder_sha256'][:16]})")
+        # The same graph on other inputs gives other numbers: the shipped manifest's transform is what a fresh
+        # benchmark would use, for the model's rows and (first model) for the pixel rows.
+        for measured, what in ((measured_eval_transform(runs_dir, run, shipped, result_path), result_path),
+                               (pixels_transform, pixels_path)):
+            if manifest["eval_transform"] != measured:
+                raise Refused(f"{name} preprocesses with {manifest['eval_transform']}, {what} was measured with "
+                              f"{measured}")
         for other in (pixels, out) if out is not None else (pixels,):
             for key in SETTINGS:
                 if result.get(key) != other.get(key):
@@ -88,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="a shipped bundle and the scaling run it was exported from (repeat)")
     p.add_argument("--models-dir", type=Path, default=ROOT / "models")
     p.add_argument("--results-dir", type=Path, default=ROOT / "models" / "runs")
+    p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "scaling",
+                   help="the runs' folders, holding the bundles their results measured")
     p.add_argument("--out", type=Path, default=ROOT / "models" / "fewshot" / "fewshot.json")
     args = p.parse_args(argv)
     bundles = {}
@@ -95,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         name, _, run = pair.partition("=")
         bundles[name] = (args.models_dir / name, args.results_dir / run / "fewshot.json")
     try:
-        report = assemble(bundles, args.results_dir / PIXELS_RUN / "fewshot.json")
+        report = assemble(bundles, args.results_dir / PIXELS_RUN / "fewshot.json", args.runs_dir)
     except Refused as e:
         print(f"[shipped-fewshot] refused: {e}", file=sys.stderr)
         return 3
