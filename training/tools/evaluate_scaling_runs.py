@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="say what would be exported and evaluated, do nothing")
     p.add_argument("--jobs", type=int, default=1, help="benchmarks run side by side (each fits its probes on one thread)")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
 
     # One evaluation at a time (two would both compute the pixel baseline): a lock on this file.
     lock = open(__file__)
