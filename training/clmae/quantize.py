@@ -15,7 +15,8 @@ Per graph (encoder, decoder, keep_scores; --graphs picks):
    through the bundle's eval transform). MatMul and Attention are quantised; the patch Conv stays fp32.
 The output is a bundle of its own: name `<source>-int8`, its own sha256 values, and `quantization` in the
 manifest (method, types, per_channel, tool versions, fused-op counts, the source bundle's name and
-sha256 values). The fused-op counts are printed. Nothing is written to --output unless every step passed.
+sha256 values). The fused-op counts are printed. Nothing is written to --output unless every step passed,
+and an existing --output is replaced (whole) only if it is an earlier int8 variant of the same source.
 """
 
 from __future__ import annotations
@@ -175,6 +176,23 @@ def check_loadable(path: Path, source: Path) -> None:
                             f"IR {src.ir_version} / opset {src_opset}; the service's onnxruntime may not read it")
 
 
+def check_output(bundle: Path, output: Path, source_name: str) -> None:
+    """Refuse an --output that would destroy something other than an earlier int8 variant of this source:
+    the source itself (or a folder inside or around it), or any other bundle or non-empty folder."""
+    src, out = bundle.resolve(), output.resolve()
+    if out == src or src in out.parents or out in src.parents:
+        raise QuantizeError(f"--output {output} is the source bundle {bundle} or inside / around it")
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    try:
+        existing_source = json.loads((out / "manifest.json").read_text())["quantization"]["source"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        existing_source = None
+    if existing_source != source_name:
+        raise QuantizeError(f"--output {output} exists and is not an int8 variant of {source_name}: "
+                            "remove it yourself or pick another --output")
+
+
 def quantize_bundle(*, bundle: Path, output: Path, method: str = "dynamic", graphs: tuple[str, ...] = GRAPHS,
                     reduce_range: bool = True, calibration_data: Path | None = None,
                     calibration_count: int = 64, name: str | None = None) -> dict:
@@ -184,6 +202,7 @@ def quantize_bundle(*, bundle: Path, output: Path, method: str = "dynamic", grap
     validate_manifest(manifest)
     if "quantization" in manifest:
         raise QuantizeError(f"{bundle}: already quantised ({manifest['name']})")
+    check_output(bundle, output, manifest["name"])
     if method == "static" and calibration_data is None:
         raise QuantizeError("--method static needs --calibration-data (an image folder, e.g. the training images)")
     for key, spec in manifest["graphs"].items():
@@ -196,8 +215,12 @@ def quantize_bundle(*, bundle: Path, output: Path, method: str = "dynamic", grap
     images = load_calibration_images(calibration_data, manifest, calibration_count) if method == "static" else None
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.quantize-", dir=output.parent))
+    # the bundle is assembled in work/bundle: no hidden folder beside the output ever holds a manifest.json
+    # (the service loads every folder of its models dir that has one)
+    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.quantize-", dir=output.parent))
     try:
+        staging = work / "bundle"
+        staging.mkdir()
         report, new_graphs = {}, {}
         for key, spec in manifest["graphs"].items():
             target = staging / spec["file"]
@@ -248,17 +271,15 @@ def quantize_bundle(*, bundle: Path, output: Path, method: str = "dynamic", grap
                         "created_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")}
         validate_manifest(new_manifest)
         (staging / "manifest.json").write_text(json.dumps(new_manifest, indent=2) + "\n")
+        check_output(bundle, output, manifest["name"])  # again: it may have appeared while we worked
         if output.exists():
-            shutil.rmtree(output)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide the bundle from a service user
+            os.replace(output, work / "replaced")  # whole, then removed with `work`: never half deleted
         os.replace(staging, output)
         print(json.dumps({"bundle": str(output), "name": new_manifest["name"],
                           "sha256": {k: v["sha256"] for k, v in new_graphs.items()}}, indent=2), flush=True)
         return new_manifest
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", required=True, help="source bundle directory (format 1 or 2)")
     p.add_argument("--output", required=True, help="output bundle directory, e.g. models/clmae-vit-mini-p8-64-int8 "
-                                                   "(replaced if it exists)")
+                                                   "(replaced only if it is an earlier int8 variant of the same source)")
     p.add_argument("--name", default=None, help="bundle name (default: the source name + '-int8')")
     p.add_argument("--method", choices=("dynamic", "static"), default="dynamic",
                    help="dynamic: activations quantised per call (the default: closer to fp32 here, see README); "

@@ -134,6 +134,28 @@ def test_refuses_altered_source_and_double_quantisation(micro_bundle, quantized,
         quantize.quantize_bundle(bundle=altered, output=tmp_path / "out")
 
 
+def test_output_never_replaces_the_source_or_another_bundle(micro_bundle, quantized, tmp_path):
+    """--output may only replace an earlier int8 variant of the same source, as a whole."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for f in micro_bundle.iterdir():
+        source.joinpath(f.name).write_bytes(f.read_bytes())
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "readme.txt").write_text("not a bundle")
+    before = {p: sha256(p) for d in (source, other) for p in d.iterdir()}
+    for output in (source, source / "int8", tmp_path, other, micro_bundle):  # itself, inside, around, others
+        with pytest.raises(quantize.QuantizeError, match="--output"):
+            quantize.quantize_bundle(bundle=source, output=output, graphs=("encoder",))
+    assert {p: sha256(p) for d in (source, other) for p in d.iterdir()} == before
+    variant = tmp_path / "variant"
+    for _ in range(2):  # the second run replaces the first's variant
+        quantize.quantize_bundle(bundle=source, output=variant, graphs=("encoder",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "source", "variant"]  # no work folder left
+    with pytest.raises(quantize.QuantizeError, match="not an int8 variant of another-source"):
+        quantize.check_output(source, quantized[0], "another-source")  # a variant of some other source stays
+
+
 def test_static_calibrated_on_images(micro_bundle, synthetic_folder, tmp_path):
     with pytest.raises(quantize.QuantizeError, match="calibration-data"):
         quantize.quantize_bundle(bundle=micro_bundle, output=tmp_path / "s", method="static")
