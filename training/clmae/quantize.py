@@ -206,8 +206,9 @@ def quantize_bundle(*, bundle: Path, output: Path, method: str = "dynamic", grap
     if method == "static" and calibration_data is None:
         raise QuantizeError("--method static needs --calibration-data (an image folder, e.g. the training images)")
     for key, spec in manifest["graphs"].items():
-        if sha256_file(bundle / spec["file"]) != spec["sha256"]:
-            raise QuantizeError(f"{bundle / spec['file']}: sha256 differs from {source_manifest_path}")
+        for entry in [spec, *spec.get("external_data", [])]:  # a graph's weights may sit in its .data files
+            if sha256_file(bundle / entry["file"]) != entry["sha256"]:
+                raise QuantizeError(f"{bundle / entry['file']}: sha256 differs from {source_manifest_path}")
     selected = [g for g in graphs if g in manifest["graphs"]]
     if "encoder" not in selected:
         raise QuantizeError("the encoder must be among --graphs (the bundle's embeddings come from it)")

@@ -167,13 +167,20 @@ def test_static_calibrated_on_images(micro_bundle, synthetic_folder, tmp_path):
     ort.InferenceSession(str(tmp_path / "s" / "encoder.onnx"), providers=["CPUExecutionProvider"])
 
 
-def test_format2_bundle_with_external_data(tmp_path):
+@pytest.fixture(scope="module")
+def format2_bundle(tmp_path_factory):
     """An imported encoder-only timm ViT-B (depth 1) whose weights sit in encoder.onnx.data."""
-    path = tmp_path / "model.safetensors"
+    tmp = tmp_path_factory.mktemp("format2")
+    path = tmp / "model.safetensors"
     save_checkpoint(build_checkpoint("timm", width=768, depth=1, seed=3), path)
-    source = tmp_path / "vit-b-timm"
+    source = tmp / "vit-b-timm"
     assert import_checkpoint.main(["--format", "timm", "--checkpoint", str(path), "--output", str(source),
                                    "--external-data"]) == 0
+    return source
+
+
+def test_format2_bundle_with_external_data(format2_bundle, tmp_path):
+    source = format2_bundle
     manifest = quantize.quantize_bundle(bundle=source, output=tmp_path / "vit-b-timm-int8")
     assert manifest["format_version"] == 2 and set(manifest["graphs"]) == {"encoder"}
     assert "external_data" not in manifest["graphs"]["encoder"]  # int8 weights fit in the graph file
@@ -181,3 +188,17 @@ def test_format2_bundle_with_external_data(tmp_path):
     session = ort.InferenceSession(str(tmp_path / "vit-b-timm-int8" / "encoder.onnx"), providers=["CPUExecutionProvider"])
     latent = session.run(None, quantize.random_feeds(session, manifest, 1, 0))[0]
     assert latent.shape[-1] == 768
+
+
+def test_refuses_altered_external_weights(format2_bundle, tmp_path):
+    """The source's sha256 values in the manifest vouch for its weights, which sit in encoder.onnx.data here."""
+    altered = tmp_path / "altered"
+    altered.mkdir()
+    for f in format2_bundle.iterdir():
+        altered.joinpath(f.name).write_bytes(f.read_bytes())
+    data = bytearray((altered / "encoder.onnx.data").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one weight changed; encoder.onnx and manifest.json as they were
+    (altered / "encoder.onnx.data").write_bytes(bytes(data))
+    with pytest.raises(quantize.QuantizeError, match=r"encoder\.onnx\.data: sha256 differs"):
+        quantize.quantize_bundle(bundle=altered, output=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
