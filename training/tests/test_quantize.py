@@ -10,6 +10,7 @@ import hashlib
 import json
 import sys
 
+import jsonschema
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -68,6 +69,19 @@ def test_manifest_valid_named_and_hashed(micro_bundle, quantized):
     assert q["source"] == {"name": "clmae-micro", "manifest_sha256": sha256(micro_bundle / "manifest.json"),
                            "sha256": {k: s["sha256"] for k, s in source["graphs"].items()}}
     assert q["tools"]["onnxruntime"] == ort.__version__
+
+
+@pytest.mark.parametrize("edit", [
+    lambda q: q["source"]["sha256"].pop("encoder"),  # the service reports it as source_encoder_sha256
+    lambda q: q["source"]["sha256"].update({"__proto__": "0" * 64}),
+    lambda q: q["graphs"].update({"__proto__": {}}),
+    lambda q: q["graphs"].pop("encoder"),
+])
+def test_schema_refuses_a_quantization_without_the_encoder_or_with_other_graph_names(quantized, edit):
+    manifest = json.loads((quantized[0] / "manifest.json").read_text())
+    edit(manifest["quantization"])
+    with pytest.raises(jsonschema.ValidationError):
+        export.validate_manifest(manifest)
 
 
 def test_fused_ops_match_the_architecture_and_gelu_stays_exact(quantized):
