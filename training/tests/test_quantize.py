@@ -135,6 +135,27 @@ def test_wrong_fusion_is_refused_and_nothing_written(micro_bundle, tmp_path, mon
     assert not (tmp_path / "bad").exists() and list(tmp_path.iterdir()) == []
 
 
+def test_fusion_check_fails_on_nan_or_another_shape(tmp_path):
+    """max_abs_diff: a NaN or an output of another (broadcastable) shape is a difference, not none."""
+    from onnx import TensorProto, helper
+
+    def graph(path, *nodes):
+        x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 4])
+        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, None)
+        model = helper.make_model(helper.make_graph(list(nodes), "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18)])
+        model.ir_version = 10
+        onnx.save(model, str(path))
+        return path
+
+    manifest = {"num_patches": 4, "mask_ratio": 0.75}
+    source = graph(tmp_path / "a.onnx", helper.make_node("Identity", ["images"], ["out"]))
+    nan = graph(tmp_path / "nan.onnx", helper.make_node("Sqrt", ["images"], ["out"]))  # NaN where images < 0
+    mean = graph(tmp_path / "mean.onnx", helper.make_node("ReduceMean", ["images"], ["out"], keepdims=1))  # (1, 1)
+    assert quantize.max_abs_diff(source, source, manifest) == 0.0
+    assert quantize.max_abs_diff(source, nan, manifest) == float("inf")
+    assert quantize.max_abs_diff(source, mean, manifest) == float("inf")
+
+
 def test_refuses_altered_source_and_double_quantisation(micro_bundle, quantized, tmp_path):
     with pytest.raises(quantize.QuantizeError, match="already quantised"):
         quantize.quantize_bundle(bundle=quantized[0], output=tmp_path / "twice")
