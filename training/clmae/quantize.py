@@ -207,6 +207,8 @@ def quantize_bundle(*, bundle: Path, output: Path, method: str = "dynamic", grap
     if "quantization" in manifest:
         raise QuantizeError(f"{bundle}: already quantised ({manifest['name']})")
     check_output(bundle, output, manifest["name"])
+    if name == manifest["name"]:  # the service would serve whichever loads first under the fp32 model's id
+        raise QuantizeError(f"--name {name}: the int8 variant needs a name of its own, not its source's")
     if method == "static" and calibration_data is None:
         raise QuantizeError("--method static needs --calibration-data (an image folder, e.g. the training images)")
     for key, spec in manifest["graphs"].items():

@@ -187,6 +187,9 @@ def test_output_never_replaces_the_source_or_another_bundle(micro_bundle, quanti
     for _ in range(2):  # the second run replaces the first's variant
         quantize.quantize_bundle(bundle=source, output=variant, graphs=("encoder",))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "source", "variant"]  # no work folder left
+    with pytest.raises(quantize.QuantizeError, match="a name of its own"):
+        quantize.quantize_bundle(bundle=source, output=tmp_path / "same-name", name="clmae-micro", graphs=("encoder",))
+    assert not (tmp_path / "same-name").exists()
     with pytest.raises(quantize.QuantizeError, match="not an int8 variant of another-source"):
         quantize.check_output(source, quantized[0], "another-source")  # a variant of some other source stays
 
