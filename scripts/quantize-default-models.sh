@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # int8 variants of the two shipped bundles (README, int8 bundles). Re-run after the shipped models change.
 #   measure  (default): in runs/int8/models, the fp32 bundles and every variant compared in the README
-#            (dynamic / static, 7- / 8-bit weights); the fidelity table (bench/int8-fidelity.ts) and the few-shot
+#            (dynamic / static, 7- / 8-bit weights); the fidelity table (bench/int8-fidelity.ts), the few-shot
 #            table of each fp32 bundle beside its default int8 variant (3 seeds, every test image, two
-#            benchmark processes side by side: about an hour on 2 cores) -> runs/int8/fewshot/
+#            benchmark processes side by side: about an hour on 2 cores) and the few-shot rows of the three other
+#            variants (README's second few-shot table; three processes side by side: 17 min on 2 cores on 2026-12-03)
+#            -> runs/int8/fewshot/
 #   publish: writes models/clmae-vit-mini-p8-64-int8 (the default model's variant; ship it only when the
 #            measured mean cosine is >= 0.99 and every few-shot cell is within 1 point Acc@1 of fp32)
 # Data: ../shared/data (override with DATA).
@@ -39,7 +41,14 @@ case "${1:-measure}" in
         --out-json "$OUT/fewshot/$name.json" --out-md "$OUT/fewshot/$name.md" 2> "$OUT/fewshot/$name.log" &
     done
     wait
-    cat "$OUT/fewshot/$DEFAULT.md" "$OUT/fewshot/$BASELINE.md" ;;
+    for variant in fullrange static static-fullrange; do  # compared against the fp32 rows of $DEFAULT.md
+      node --import tsx src/cli/fewshot-benchmark.ts --models-dir "$OUT/models" \
+        --data "$DATA/imagewoof" --data "$DATA/sport_balls" --data "$DATA/cifar10" \
+        --model $DEFAULT-int8-$variant --max-test-per-class 100000 --pixels 0 \
+        --out-json "$OUT/fewshot/$variant.json" --out-md "$OUT/fewshot/$variant.md" 2> "$OUT/fewshot/$variant.log" &
+    done
+    wait
+    cat "$OUT/fewshot/$DEFAULT.md" "$OUT/fewshot/$BASELINE.md" "$OUT"/fewshot/{fullrange,static,static-fullrange}.md ;;
   publish)
     quantize "models/$DEFAULT" "models/$DEFAULT-int8" ;;
   *)
