@@ -10,7 +10,8 @@
 #   4. the README few-shot table -> models/fewshot/, README.md: the runs' own results (training/tools/
 #      shipped_fewshot_report.py) when the exported encoders are the graphs they measured, else scripts/fewshot-table.sh
 #      on the new bundles (every test image, 3 seeds: about 30 min on 2 cores);
-#   5. the model card (training/tools/model_card.py: it follows the manifests to the runs' logs);
+#   5. the model card (training/tools/model_card.py: it follows the manifests to the runs' logs) and the default
+#      model's int8 variant (scripts/quantize-default-models.sh publish);
 #   6. the tests that read the shipped weights (TESTS=0 skips them);
 # then prints the git command that commits exactly those paths. It does not commit (README.md is shared).
 # It refuses a budget smaller than the shipped bundles' images seen (24,576 today) and says which budget it
@@ -30,7 +31,7 @@ read -r IMAGES CLMAE_RUN MAE_RUN <<< "$CHOICE"
 echo "== publishing the ${IMAGES}-image budget: $CLMAE_RUN -> clmae-vit-mini-p8-64, $MAE_RUN -> mae-vit-mini-p8-64"
 
 PAIRS=("clmae-vit-mini-p8-64 $CLMAE_RUN" "mae-vit-mini-p8-64 $MAE_RUN")
-PATHS="models/clmae-vit-mini-p8-64 models/mae-vit-mini-p8-64 test/fixtures/reference models/fewshot models/runs models/card models/README.md README.md"
+PATHS="models/clmae-vit-mini-p8-64 models/mae-vit-mini-p8-64 models/clmae-vit-mini-p8-64-int8 test/fixtures/reference models/fewshot models/runs models/card models/README.md README.md"
 # Both bundles are exported into a staging folder first, each from the checkpoint its run's few-shot result was
 # measured on (exit 3 otherwise): nothing in the working tree changes until both are.
 STAGE=$(mktemp -d "$ROOT/models/.publish-staging-XXXXXX")
@@ -41,7 +42,7 @@ for pair in "${PAIRS[@]}"; do
   $PY training/tools/publish_scaling.py --runs-dir "$RUNS" --check-export "$STAGE/$bundle" "$run"
 done
 # From here on a failure leaves a partial publish in the working tree: say so, and how to undo it.
-UNDO="models/clmae-vit-mini-p8-64 models/mae-vit-mini-p8-64 test/fixtures/reference models/fewshot models/card models/README.md"
+UNDO="models/clmae-vit-mini-p8-64 models/mae-vit-mini-p8-64 models/clmae-vit-mini-p8-64-int8 test/fixtures/reference models/fewshot models/card models/README.md"
 trap 'echo "== publishing FAILED: the working tree holds a partial publish of the ${IMAGES}-image budget (git status -- $PATHS)." \
   "Undo: git restore --source=HEAD --worktree -- $UNDO; README.md: its few-shot table hunk only." >&2' ERR
 for pair in "${PAIRS[@]}"; do
@@ -64,11 +65,15 @@ else
   scripts/fewshot-table.sh
 fi
 $PY training/tools/model_card.py
+# The default model's int8 variant is of the old weights until quantised again (its manifest names its source's
+# sha256 values; the service tests check them). Its fidelity bars: README "int8 bundles" (quantize-default-models.sh measure).
+scripts/quantize-default-models.sh publish
 
 if [ "${TESTS:-1}" = 1 ]; then
   $PY -m pytest -q training/tests/test_reference.py training/tests/test_export.py training/tests/test_model_card.py
   node --import tsx --test --test-concurrency=1 test/features/*.test.ts test/bundles/*.test.ts \
     test/http/routes/embeddings.test.ts test/http/routes/mask-maps.test.ts test/http/routes/reconstructions.test.ts \
+    test/http/routes/models.test.ts \
     test/cli/fewshot-benchmark.test.ts test/ui/*.test.ts
 fi
 
