@@ -41,7 +41,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "bundle-format" / "manifest.
 FORMAT_VERSION = 1
 DEFAULT_OPSET = 18
 TOLERANCE = 1e-4  # encoder and decoder, max-abs-diff vs PyTorch
-KEEP_SCORES_TOLERANCE = 1e-5
+KEEP_SCORES_TOLERANCE = 5e-5  # scores in [0, 1]; the 254,016-image CL-MAE measured 1.44e-5 (float32, random inputs)
 GRAPH_FILES = {"encoder": "encoder.onnx", "decoder": "decoder.onnx", "keep_scores": "keep-scores.onnx"}
 
 
