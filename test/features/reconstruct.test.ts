@@ -51,7 +51,10 @@ test('learned-mask predictions equal the reference (clmae)', async () => {
     const result = await reconstruct(model, imageOf(ref, n, 64), { masking: 'learned' })
     assert.equal(result.maskRatio, learned.mask_ratio)
     assert.deepEqual(Array.from(result.selection.mask), learned.mask[n])
-    assert.deepEqual(Array.from(result.selection.idsKeep), learned.ids_keep[n])
+    // the kept set; its order follows keep scores, and the trained module's saturate at 1.0 in float32, where
+    // onnxruntime 1.23 (node) and 1.32 (Python reference) differ by an ulp (image 1: patches 47 and 54)
+    const ascending = (ids: ArrayLike<number>): number[] => Array.from(ids).sort((a, b) => a - b)
+    assert.deepEqual(ascending(result.selection.idsKeep), ascending(learned.ids_keep[n]))
     worst = Math.max(worst, maxAbsDiff(result.pred, expected.subarray(n * size, (n + 1) * size)))
     // errors: null exactly on kept patches, mean over the removed ones
     const removed = result.patchError.filter((e) => e !== null) as number[]

@@ -41,7 +41,7 @@ test('JSON data URI: keep scores, mask probability, top-K mask, summary, sha256 
   assert.equal(body.num_kept, 16)
   const scores = body.keep_score.flat()
   assert.equal(scores.length, 64)
-  for (const s of scores) assert.ok(s > 0 && s < 1)
+  for (const s of scores) assert.ok(s >= 0 && s <= 1) // a sigmoid; the trained module's saturate to 1.0 in float32
   body.mask_probability.flat().forEach((m, t) => assert.ok(Math.abs(m - (1 - scores[t])) < 1e-12))
   assert.deepEqual(body.mask.flat(), Array.from(selectTopk(scores, 16).mask))
   assert.equal(body.mask.flat().filter((v) => v === 1).length, 48)
