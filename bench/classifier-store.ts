@@ -6,8 +6,10 @@
  *    (D = the default model's, 10 labels), with the fitted-probe cache (default size) and without it
  *    (--classifier-cache-bytes 0: every predict decodes the stored float32 probe). The classifiers are
  *    written straight into the store (logreg without cross-validation: the benchmark is about reads).
- * 2. The fit queue under `--fits` concurrent large creates (logreg with cross-validated C, 256 x 8 at
- *    D = the model's): how many were accepted (201), refused with 503 CLASSIFIER_FIT_QUEUE_FULL, or
+ * 2. The fit queue under `--fits` concurrent creates, each the largest one request may make (logreg with
+ *    cross-validated C, --classifier-max-examples-per-request examples of --classifier-max-classes labels,
+ *    256 x 20 by default, at D = the model's; larger fits only come from add-examples refits, which go
+ *    through the same queue): how many were accepted (201), refused with 503 CLASSIFIER_FIT_QUEUE_FULL, or
  *    stopped at the fit deadline (504), with the default queue bound and deadline.
  * SQLite store in a temporary directory; `--database-url postgres://...` runs both on PostgreSQL.
  */
@@ -46,7 +48,7 @@ async function start (overrides: Partial<Config>) {
 }
 
 function vector (i: number, label: number, dim: number): number[] {
-  return Array.from({ length: dim }, (_, j) => Math.sin(i * 7.1 + j) * 0.5 + (j % 10 === label ? 1 : 0))
+  return Array.from({ length: dim }, (_, j) => Math.sin(i * 7.1 + j) * 0.5 + (j % 32 === label ? 1 : 0))
 }
 
 function quantile (sorted: number[], q: number): number {
@@ -113,7 +115,9 @@ for (const line of results) console.log(line)
 // ---- 2. the fit queue under concurrent large fits
 first = await start({})
 const defaults = first.app.config
-const big = (k: number) => ({ method: 'logreg', examples: Array.from({ length: 256 }, (_, i) => ({ label: `c${i % 8}`, embedding: vector(k * 1000 + i, i % 8, dim) })) })
+const fitN = defaults.classifierMaxExamplesPerRequest
+const fitK = defaults.classifierMaxClasses
+const big = (k: number) => ({ method: 'logreg', examples: Array.from({ length: fitN }, (_, i) => ({ label: `c${i % fitK}`, embedding: vector(k * 1000 + i, i % fitK, dim) })) })
 const t0 = performance.now()
 const statuses = await Promise.all(Array.from({ length: FITS }, async (_, k) => {
   const r = await post(`${first.url}/v1/classifiers`, big(k))
@@ -123,7 +127,7 @@ const statuses = await Promise.all(Array.from({ length: FITS }, async (_, k) => 
 }))
 const count = (s: number): number => statuses.filter((x) => x.status === s).length
 const done = statuses.filter((x) => x.status === 201).map((x) => x.ms).sort((a, b) => a - b)
-console.log(`\n${FITS} concurrent creates of a 256 x 8 logreg (D = ${dim}, cross-validated C); fit queue ${defaults.classifierFitQueue}, deadline ${defaults.classifierFitTimeoutMs} ms:`)
+console.log(`\n${FITS} concurrent creates of a ${fitN} x ${fitK} logreg (D = ${dim}, cross-validated C); fit queue ${defaults.classifierFitQueue}, deadline ${defaults.classifierFitTimeoutMs} ms:`)
 console.log('| accepted and completed (201) | refused (503 CLASSIFIER_FIT_QUEUE_FULL) | past the deadline (504) | other | last 201 after s |')
 console.log('|---|---|---|---|---|')
 console.log(`| ${count(201)} | ${statuses.filter((x) => x.code === 'CLASSIFIER_FIT_QUEUE_FULL').length} | ${count(504)} | ${FITS - count(201) - count(503) - count(504)} | ${((done[done.length - 1] ?? 0) / 1000).toFixed(1)} |`)
