@@ -105,7 +105,9 @@ def measure(method: str, variant: str, args: argparse.Namespace, device: torch.d
     del batches  # ends the DataLoader's workers, so that their CPU time is counted
     if len(stamps) < total:
         raise ValueError(f"{variant}: only {len(stamps)} batches for {total} iterations (too few images under --data)")
-    workers_cpu = (_children_cpu() - children_before) * args.iters / total
+    # Child processes are DataLoader workers only in the JPEG variants; elsewhere they are inductor's compile
+    # workers, whose CPU went into compiling during the warm-up, not into the timed steps.
+    workers_cpu = (_children_cpu() - children_before) * args.iters / total if variant in ("before", "files") else 0.0
     own_cpu = cpu_stamps[-1] - (cpu_stamps[args.warmup_iters - 1] if args.warmup_iters > 0 else cpu_stamps[0])
     steady = [b - a for a, b in zip(stamps[args.warmup_iters - 1:], stamps[args.warmup_iters:])] \
         if args.warmup_iters > 0 else [stamps[0] - start] + [b - a for a, b in zip(stamps, stamps[1:])]

@@ -278,8 +278,10 @@ def fewshot_tables(report: dict, models: dict[str, str]) -> tuple[str, str, dict
     return "\n".join(lines), sentence, counts
 
 
-def probe_section(probe: dict) -> str:
-    """The curriculum probe (training/tools/curriculum_probe.py) as a table and a sentence worded from its numbers."""
+def probe_section(probe: dict, shipped_run: str) -> str:
+    """The curriculum probe (training/tools/curriculum_probe.py) as a table and a sentence worded from its numbers;
+    says so when it probed another run than the shipped CL-MAE bundle's (checkpoints are not committed, so it can
+    only be re-run where that run's checkpoint still is)."""
     rows = [("trained module (start)", probe["start"]), ("after partner steps (λ = +1)", probe["partner"]),
             ("after adversary steps (λ = -1)", probe["adversary"])]
     lines = ["| masking module | error, learned mask | error, random masks | learned / random | mean keep score |",
@@ -304,6 +306,10 @@ def probe_section(probe: dict) -> str:
             f"{probe['lr']:g}) from the trained module moved the learned/random error ratio on {probe['eval_images']} "
             f"held-out images from {start:.3f} to {partner:.3f} as a partner and to {adversary:.3f} as an adversary: "
             + verdict)
+    probed = Path(probe["checkpoint"]).parent.name
+    if probed != shipped_run:
+        text += (f" **This probe ran on `{probed}`, not on the shipped run `{shipped_run}`**, whose checkpoint was not "
+                 "kept where the probe could be run again (`curriculum_probe.py --checkpoint`).")
     return "\n".join(lines) + "\n\n" + text
 
 
@@ -450,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
 
     probe_path = MODELS / "runs" / "curriculum-probe.json"
     if probe_path.exists():
-        values["probe"] = probe_section(json.loads(probe_path.read_text()))
+        values["probe"] = probe_section(json.loads(probe_path.read_text()), main_runs["clmae"])
 
     issue16 = scaling_values(MODELS / "runs", out, report if fewshot_path.exists() else None, BUNDLES,
                              curriculum_table, {m: manifests[m]["graphs"]["encoder"]["sha256"] for m in BUNDLES})
