@@ -6,10 +6,10 @@
  *    (D = the default model's, 10 labels), with the fitted-probe cache (default size) and without it
  *    (--classifier-cache-bytes 0: every predict decodes the stored float32 probe). The classifiers are
  *    written straight into the store (logreg without cross-validation: the benchmark is about reads).
- * 2. The fit queue under `--fits` concurrent creates, each the largest one request may make (logreg with
- *    cross-validated C, --classifier-max-examples-per-request examples of --classifier-max-classes labels,
- *    256 x 20 by default, at D = the model's; larger fits only come from add-examples refits, which go
- *    through the same queue): how many were accepted (201), refused with 503 CLASSIFIER_FIT_QUEUE_FULL, or
+ * 2. The fit queue under `--fits` concurrent creates, each the largest one request may make under the
+ *    default limits (logreg with cross-validated C, classifierMaxExamplesPerRequest examples of
+ *    classifierMaxClasses labels: 256 x 20, at D = the model's; larger fits come from add-examples and
+ *    re-embed refits, which go through the same queue): how many were accepted (201), refused with 503 CLASSIFIER_FIT_QUEUE_FULL, or
  *    stopped at the fit deadline (504), with the default queue bound and deadline.
  * SQLite store in a temporary directory; `--database-url postgres://...` runs both on PostgreSQL.
  */
@@ -47,8 +47,9 @@ async function start (overrides: Partial<Config>) {
   return { app, url: `http://127.0.0.1:${address.port}` }
 }
 
-function vector (i: number, label: number, dim: number): number[] {
-  return Array.from({ length: dim }, (_, j) => Math.sin(i * 7.1 + j) * 0.5 + (j % 32 === label ? 1 : 0))
+// labels: how many the classifier has; each label lifts its own coordinates, so every label is separable
+function vector (i: number, label: number, dim: number, labels: number): number[] {
+  return Array.from({ length: dim }, (_, j) => Math.sin(i * 7.1 + j) * 0.5 + (j % labels === label ? 1 : 0))
 }
 
 function quantile (sorted: number[], q: number): number {
@@ -66,7 +67,7 @@ const x = createMatrix(N, dim)
 const names: string[] = []
 const rows: number[][] = []
 for (let i = 0; i < N; i++) {
-  const row = vector(i, i % 10, dim)
+  const row = vector(i, i % 10, dim, 10)
   rows.push(row)
   x.data.set(row, i * dim)
   names.push(`label-${i % 10}`)
@@ -85,7 +86,7 @@ for (const method of ['logreg', 'knn'] as const) {
 }
 
 async function predictLatency (url: string, id: string): Promise<number[]> {
-  const body = { embeddings: [vector(123_457, 3, dim)] }
+  const body = { embeddings: [vector(123_457, 3, dim, 10)] }
   for (let i = 0; i < 5; i++) await (await post(`${url}/v1/classifiers/${id}/predict`, body)).arrayBuffer() // warm-up (fills the cache)
   const times: number[] = []
   for (let i = 0; i < REQUESTS; i++) {
@@ -117,7 +118,7 @@ first = await start({})
 const defaults = first.app.config
 const fitN = defaults.classifierMaxExamplesPerRequest
 const fitK = defaults.classifierMaxClasses
-const big = (k: number) => ({ method: 'logreg', examples: Array.from({ length: fitN }, (_, i) => ({ label: `c${i % fitK}`, embedding: vector(k * 1000 + i, i % fitK, dim) })) })
+const big = (k: number) => ({ method: 'logreg', examples: Array.from({ length: fitN }, (_, i) => ({ label: `c${i % fitK}`, embedding: vector(k * 1000 + i, i % fitK, dim, fitK) })) })
 const t0 = performance.now()
 const statuses = await Promise.all(Array.from({ length: FITS }, async (_, k) => {
   const r = await post(`${first.url}/v1/classifiers`, big(k))

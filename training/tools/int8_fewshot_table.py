@@ -1,14 +1,18 @@
 """README's int8 few-shot tables: each int8 variant's Acc@1 beside its fp32 source's, from the benchmark JSON.
 
-    .venv/bin/python training/tools/int8_fewshot_table.py --report runs/int8/fewshot/clmae-vit-mini-p8-64.json \
-        --report runs/int8/fewshot/static.json [--variant clmae-vit-mini-p8-64-int8-static ...]
+    .venv/bin/python training/tools/int8_fewshot_table.py --models-dir runs/int8/models \\
+        --report runs/int8/fewshot/clmae-vit-mini-p8-64.json --report runs/int8/fewshot/static.json \\
+        [--variant clmae-vit-mini-p8-64-int8-static ...]
 
-scripts/quantize-default-models.sh measure writes the reports (src/cli/fewshot-benchmark.ts's JSON). Each int8
-row (a model named `<source>-int8...`) is paired with the fp32 row of `<source>` found in any report given;
-rows of different data sets, test sets or protocol settings are never paired (exit 3). Prints one Markdown row
-per (data set, int8 variant): `fp32 / int8 (difference)` Acc@1 in % per shot count, each a mean over the seeds,
-then the largest |difference| per variant and whether it is within --max-points (issue 15's bar: 1 point).
-Exits 1 when a variant misses the bar, so a publish step can rely on it.
+scripts/quantize-default-models.sh measure writes the reports (src/cli/fewshot-benchmark.ts's JSON) and the
+bundles they measured (--models-dir). A model whose manifest has a `quantization` object is an int8 variant;
+its fp32 source is the one that object names, and its rows are paired with that source's rows only when the
+reports measured exactly those graphs (the variant's encoder sha256 is its manifest's, the source rows'
+encoder sha256 is the one the variant was quantised from: a report left over from other weights is refused),
+on the same data sets, test sets, shot counts and protocol settings. Anything else exits 3.
+Prints one Markdown row per (data set, variant): `fp32 / int8 (difference)` Acc@1 in % per shot count, each a
+mean over the seeds (the bar applies to that mean), then each variant's largest |difference| against
+--max-points (issue 15's bar: 1 point). Exits 1 when a tabled variant misses it, 0 when all are within.
 """
 
 from __future__ import annotations
@@ -27,66 +31,95 @@ class Refused(Exception):
     """The reports cannot be compared row by row."""
 
 
-def source_of(model: str) -> str | None:
-    """`clmae-vit-mini-p8-64-int8-static` -> `clmae-vit-mini-p8-64`; None for an fp32 name."""
-    head, sep, _ = model.rpartition("-int8")
-    if sep and (model.endswith("-int8") or model[len(head) + 5:].startswith("-")):
-        return head
-    return None
+class Reports:
+    """Every row of the reports by (data set, model), with the encoder sha256 each model was measured with."""
 
-
-def load(paths: list[Path]) -> tuple[dict, dict[tuple[str, str], list[dict]]]:
-    """The reports' shared settings and data sets, and every row by (data set, model)."""
-    settings: dict | None = None
-    datasets: dict[str, dict] = {}
-    rows: dict[tuple[str, str], list[dict]] = {}
-    for path in paths:
-        report = json.loads(path.read_text())
-        mine = {key: report.get(key) for key in SETTINGS}
+    def __init__(self, paths: list[Path]):
+        self.rows: dict[tuple[str, str], list[dict]] = {}
+        self.encoder: dict[str, str] = {}
+        settings: dict | None = None
+        datasets: dict[str, dict] = {}
+        for path in paths:
+            report = json.loads(path.read_text())
+            mine = {key: report.get(key) for key in SETTINGS}
+            if settings is None:
+                settings = mine
+            elif mine != settings:
+                raise Refused(f"{path}: settings {mine} differ from the first report's {settings}")
+            for model, info in report["models"].items():
+                if self.encoder.setdefault(model, info["encoder_sha256"]) != info["encoder_sha256"]:
+                    raise Refused(f"{path}: {model} was measured with another encoder in another report")
+            for dataset in report["datasets"]:
+                fields = {key: dataset.get(key) for key in DATASET_FIELDS}
+                if datasets.setdefault(dataset["name"], fields) != fields:
+                    raise Refused(f"{path}: data set {dataset['name']} was measured on another test set or split")
+                for model, cells in dataset["results"].items():
+                    if self.rows.setdefault((dataset["name"], model), cells) != cells:
+                        raise Refused(f"{path}: {model} on {dataset['name']} has other results in another report")
         if settings is None:
-            settings = mine
-        elif mine != settings:
-            raise Refused(f"{path}: settings {mine} differ from the first report's {settings}")
-        for dataset in report["datasets"]:
-            fields = {key: dataset.get(key) for key in DATASET_FIELDS}
-            seen = datasets.setdefault(dataset["name"], fields)
-            if seen != fields:
-                raise Refused(f"{path}: data set {dataset['name']} was measured on another test set or split")
-            for model, cells in dataset["results"].items():
-                rows[(dataset["name"], model)] = cells
-    if settings is None:
-        raise Refused("no report given")
-    return settings, rows
+            raise Refused("no report given")
+
+    def datasets_of(self, model: str) -> list[str]:
+        return [dataset for dataset, name in self.rows if name == model]
 
 
-def table(rows: dict[tuple[str, str], list[dict]], max_points: float,
+def source_of(models_dir: Path, model: str, reports: Reports) -> str | None:
+    """The fp32 source an int8 variant's manifest names, after checking both were measured as shipped; None
+    for a model without `quantization`."""
+    path = models_dir / model / "manifest.json"
+    if not path.is_file():
+        raise Refused(f"{model}: no manifest at {path}")
+    manifest = json.loads(path.read_text())
+    quantization = manifest.get("quantization")
+    if not quantization:
+        return None
+    source = quantization["source"]["name"]
+    if reports.encoder.get(model) != manifest["graphs"]["encoder"]["sha256"]:
+        raise Refused(f"{model}: the reports measured another encoder than {path}'s")
+    if source not in reports.encoder:
+        raise Refused(f"{model}: no rows of its fp32 source {source} in the reports")
+    if reports.encoder[source] != quantization["source"]["sha256"]["encoder"]:
+        raise Refused(f"{model}: the reports' {source} rows were measured on other weights than it was quantised from")
+    return source
+
+
+def acc1_by_shots(cells: list[dict]) -> dict[int, float]:
+    return {cell["shots"]: cell["acc1"]["mean"] * 100 for cell in cells}
+
+
+def table(reports: Reports, models_dir: Path, max_points: float,
           variants: list[str] | None = None) -> tuple[list[str], dict[str, float]]:
     """Markdown lines and the largest |difference| (points) per int8 variant (those named, else all)."""
-    shots = sorted({cell["shots"] for cells in rows.values() for cell in cells})
+    pairs: list[tuple[str, str, str]] = []  # (data set, variant, source)
+    for model in reports.encoder:
+        if variants and model not in variants:
+            continue
+        source = source_of(models_dir, model, reports)
+        if source is None:
+            continue
+        mine, theirs = reports.datasets_of(model), reports.datasets_of(source)
+        if sorted(mine) != sorted(theirs):
+            raise Refused(f"{model}: measured on {sorted(mine)}, its source {source} on {sorted(theirs)}")
+        pairs += [(dataset, model, source) for dataset in mine]
+    if not pairs:
+        raise Refused("no int8 rows in the reports")
+    missing = sorted(set(variants or []) - {model for _, model, _ in pairs})
+    if missing:
+        raise Refused(f"no rows of {', '.join(missing)} in the reports")
+    shots = sorted(acc1_by_shots(reports.rows[pairs[0][:2]]))
     lines = ["| data set | int8 variant | " + " | ".join(f"{n}-shot" for n in shots) + " |",
              "|---|---|" + "---|" * len(shots)]
     worst: dict[str, float] = {}
-    for (dataset, model), cells in rows.items():
-        source = source_of(model)
-        if source is None or (variants and model not in variants):
-            continue
-        if (dataset, source) not in rows:
-            raise Refused(f"{model} on {dataset}: no fp32 row of {source} in the reports")
-        fp32 = {cell["shots"]: cell["acc1"]["mean"] * 100 for cell in rows[(dataset, source)]}
-        int8 = {cell["shots"]: cell["acc1"]["mean"] * 100 for cell in cells}
-        if set(fp32) != set(int8):
-            raise Refused(f"{model} on {dataset}: other shot counts than {source}")
+    for dataset, model, source in pairs:
+        fp32, int8 = acc1_by_shots(reports.rows[(dataset, source)]), acc1_by_shots(reports.rows[(dataset, model)])
+        if sorted(fp32) != shots or sorted(int8) != shots:
+            raise Refused(f"{model} on {dataset}: other shot counts than {shots}")
         parts = []
         for n in shots:
             diff = int8[n] - fp32[n]
             worst[model] = max(worst.get(model, 0.0), abs(diff))
             parts.append(f"{fp32[n]:.1f} / {int8[n]:.1f} ({diff:+.2f})")
         lines.append(f"| {dataset} | {model} | " + " | ".join(parts) + " |")
-    if not worst:
-        raise Refused("no int8 rows in the reports")
-    missing = sorted(set(variants or []) - set(worst))
-    if missing:
-        raise Refused(f"no rows of {', '.join(missing)} in the reports")
     lines.append("")
     for model, points in worst.items():
         verdict = "within" if points <= max_points + EPS else "NOT within"
@@ -97,14 +130,14 @@ def table(rows: dict[tuple[str, str], list[dict]], max_points: float,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--report", type=Path, action="append", required=True, help="fewshot-benchmark JSON (repeat)")
+    parser.add_argument("--models-dir", type=Path, required=True, help="the bundles the reports measured")
     parser.add_argument("--variant", action="append", help="table only these int8 models (repeat; default: all)")
     parser.add_argument("--max-points", type=float, default=1.0, help="largest |int8 - fp32| Acc@1 allowed, in points")
     args = parser.parse_args(argv)
     try:
-        _, rows = load(args.report)
-        lines, worst = table(rows, args.max_points, args.variant)
-    except Refused as refusal:
-        print(f"int8_fewshot_table: refused: {refusal}", file=sys.stderr)
+        lines, worst = table(Reports(args.report), args.models_dir, args.max_points, args.variant)
+    except (Refused, KeyError, TypeError, ValueError, OSError) as refusal:  # a malformed report is a refusal, not a verdict
+        print(f"int8_fewshot_table: refused: {refusal!r}", file=sys.stderr)
         return 3
     print("\n".join(lines))
     return 0 if all(points <= args.max_points + EPS for points in worst.values()) else 1

@@ -214,8 +214,9 @@ def throughput_section(path: Path) -> str:
         ratio = "/".join(f"{by[(m, v)]['images_per_second'] / by[(m, 'before')]['images_per_second']:.2f}x"
                          if (m, v) in by and (m, "before") in by else "–" for m in ("mae", "clmae"))
         load = "-".join(f"{x['load_average']:.1f}" for x in (mae, cl) if x)
-        extra = f" (compile {', '.join(str(x['compile_seconds']) + ' s' for x in (mae, cl) if x and 'compile_seconds' in x)})" \
-            if v == "compiled" else ""
+        # inductor keeps compiled kernels on disk: a run after another compiles in seconds (cold figures in training/README.md)
+        extra = f" (compile {', '.join(str(x['compile_seconds']) + ' s' for x in (mae, cl) if x and 'compile_seconds' in x)}" \
+            "; shorter when inductor's on-disk cache is warm)" if v == "compiled" else ""
         lines.append(f"| {v}: {VARIANT_NOTES[v]}{extra} | {mae['images_per_second'] if mae else '–'} | "
                      f"{cl['images_per_second'] if cl else '–'} | {mae['cpu_ms_per_image'] if mae else '–'} | "
                      f"{cl['cpu_ms_per_image'] if cl else '–'} | {ratio} | {load} |")
