@@ -47,7 +47,7 @@ async function start (overrides: Partial<Config>) {
   return { app, url: `http://127.0.0.1:${address.port}` }
 }
 
-// labels: how many the classifier has; each label lifts its own coordinates, so every label is separable
+// labels: how many the classifier has; each label lifts its own coordinates (separable while labels <= dim)
 function vector (i: number, label: number, dim: number, labels: number): number[] {
   return Array.from({ length: dim }, (_, j) => Math.sin(i * 7.1 + j) * 0.5 + (j % labels === label ? 1 : 0))
 }

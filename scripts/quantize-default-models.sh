@@ -23,6 +23,8 @@ quantize() { (cd training && $PY -m clmae.quantize --bundle "../$1" --output "..
 case "${1:-measure}" in
   measure)
     rm -rf "${OUT:?}/fewshot" && mkdir -p "$OUT/models" "$OUT/fewshot"  # no report of earlier weights survives
+    pids=()
+    trap 'kill "${pids[@]}" 2> /dev/null || true' EXIT  # a failed benchmark stops its siblings too
     for name in $DEFAULT $BASELINE; do
       rm -rf "${OUT:?}/models/$name" && cp -r "models/$name" "$OUT/models/$name"
       quantize "models/$name" "$OUT/models/$name-int8"
@@ -62,7 +64,8 @@ case "${1:-measure}" in
     else
       echo "$DEFAULT-int8: refused or a cell over 1 point (above): do not publish it"
     fi
-    $PY_ROOT "${TABLE[@]}" --report "$OUT"/fewshot/{fullrange,static,static-fullrange}.json \
+    for variant in fullrange static static-fullrange; do TABLE+=(--report "$OUT/fewshot/$variant.json"); done
+    $PY_ROOT "${TABLE[@]}" \
       --variant $DEFAULT-int8-fullrange --variant $DEFAULT-int8-static --variant $DEFAULT-int8-static-fullrange \
       | tee "$OUT/fewshot/variants-table.md" || true ;;
   publish)

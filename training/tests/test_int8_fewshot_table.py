@@ -74,10 +74,16 @@ def test_refuses_rows_that_cannot_be_paired(tmp_path, capsys):
         "another int8 encoder": write(tmp_path, "e", [dataset("woof", {"m-int8": [0.2, 0.3]})],
                                       sha={**SHA, "m-int8": "int8-old"}),
         "no manifest": write(tmp_path, "x", [dataset("woof", {"z": [0.2, 0.3]})], sha={"z": "z"}),
+        "a list, not a report": tmp_path / "list.json",
         "not JSON": tmp_path / "broken.json",
         "missing file": tmp_path / "absent.json",
     }
     refused["not JSON"].write_text("{")
+    refused["a list, not a report"].write_text("[]")
+    nan = json.loads(write(tmp_path, "n", [dataset("woof", {"m-int8": [0.2, 0.3]})]).read_text())
+    nan["datasets"][0]["results"]["m-int8"][1]["acc1"]["mean"] = float("nan")
+    refused["a NaN Acc@1"] = tmp_path / "nan.json"
+    refused["a NaN Acc@1"].write_text(json.dumps(nan))
     for why, path in refused.items():
         assert run(models, base, path) == 3, why
     assert run(models, base) == 3  # no int8 rows at all
@@ -92,6 +98,27 @@ def test_refuses_fp32_rows_of_other_weights(tmp_path):
     models = bundles(tmp_path, source_sha="fp32-new")
     report = write(tmp_path, "stale", [dataset("woof", {"m": [0.2, 0.3], "m-int8": [0.2, 0.3]})])
     assert run(models, report) == 3
+
+
+def test_refuses_rows_of_a_model_without_its_encoder(tmp_path):
+    """fp32 rows whose report does not say which encoder produced them cannot vouch for anything."""
+    models = bundles(tmp_path)
+    listed = write(tmp_path, "listed", [dataset("woof", {"m": [0.2, 0.3], "m-int8": [0.2, 0.3]})])
+    unlisted = json.loads(write(tmp_path, "u", [dataset("bark", {"m": [0.5, 0.6], "m-int8": [0.2, 0.3]})]).read_text())
+    del unlisted["models"]["m"]
+    (tmp_path / "unlisted.json").write_text(json.dumps(unlisted))
+    assert run(models, listed) == 0
+    assert run(models, listed, tmp_path / "unlisted.json") == 3
+
+
+def test_refuses_one_model_measured_with_two_encoders(tmp_path):
+    """Current fp32 rows listed first must not vouch for a stale report's rows of the same name."""
+    models = bundles(tmp_path)
+    current = write(tmp_path, "current", [dataset("bark", {"m": [0.2, 0.3], "m-int8": [0.2, 0.3]})])
+    stale = write(tmp_path, "stale", [dataset("woof", {"m": [0.2, 0.3], "m-int8": [0.2, 0.3]})],
+                  sha={**SHA, "m": "fp32-old"})
+    assert run(models, current, stale) == 3
+    assert run(models, current) == 0
 
 
 @pytest.mark.parametrize("shots", [[0.2], [0.2, 0.3, 0.4]])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -54,6 +55,8 @@ class Reports:
                 if datasets.setdefault(dataset["name"], fields) != fields:
                     raise Refused(f"{path}: data set {dataset['name']} was measured on another test set or split")
                 for model, cells in dataset["results"].items():
+                    if model not in report["models"]:
+                        raise Refused(f"{path}: {model} has results but no encoder in the report's models")
                     if self.rows.setdefault((dataset["name"], model), cells) != cells:
                         raise Refused(f"{path}: {model} on {dataset['name']} has other results in another report")
         if settings is None:
@@ -84,7 +87,10 @@ def source_of(models_dir: Path, model: str, reports: Reports) -> str | None:
 
 
 def acc1_by_shots(cells: list[dict]) -> dict[int, float]:
-    return {cell["shots"]: cell["acc1"]["mean"] * 100 for cell in cells}
+    by_shots = {cell["shots"]: cell["acc1"]["mean"] * 100 for cell in cells}
+    if not all(math.isfinite(value) for value in by_shots.values()):  # max(0.0, nan) is 0.0: a NaN would pass
+        raise Refused("an Acc@1 mean that is not a finite number")
+    return by_shots
 
 
 def table(reports: Reports, models_dir: Path, max_points: float,
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         lines, worst = table(Reports(args.report), args.models_dir, args.max_points, args.variant)
-    except (Refused, KeyError, TypeError, ValueError, OSError) as refusal:  # a malformed report is a refusal, not a verdict
+    except (Refused, KeyError, TypeError, ValueError, AttributeError, OSError) as refusal:  # malformed: a refusal, not a verdict
         print(f"int8_fewshot_table: refused: {refusal!r}", file=sys.stderr)
         return 3
     print("\n".join(lines))
