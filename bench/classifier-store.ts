@@ -9,8 +9,8 @@
  * 2. The fit queue under `--fits` concurrent creates, each the largest one request may make under the
  *    default limits (logreg with cross-validated C, classifierMaxExamplesPerRequest examples of
  *    classifierMaxClasses labels: 256 x 20, at D = the model's; larger fits come from add-examples and
- *    re-embed refits, which go through the same queue): how many were accepted (201), refused with 503 CLASSIFIER_FIT_QUEUE_FULL, or
- *    stopped at the fit deadline (504), with the default queue bound and deadline.
+ *    re-embed refits, which go through the same queue): how many were accepted (201), refused with 503
+ *    CLASSIFIER_FIT_QUEUE_FULL, or stopped at the fit deadline (504), with the default queue bound and deadline.
  * SQLite store in a temporary directory; `--database-url postgres://...` runs both on PostgreSQL.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
