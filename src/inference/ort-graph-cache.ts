@@ -180,12 +180,15 @@ interface EntryFile { file: string, bytes: number, sha256: string }
 
 /** undefined when the entry is complete and every file matches its sha256; 'absent'; or what is wrong. */
 async function entryProblem (entry: string): Promise<string | undefined> {
+  // the directory first, then its entry.json: an entry appears whole (renamed into place), so one seen
+  // here has its entry.json unless damaged. The other order could read no entry.json, then find a
+  // replica's entry renamed in meanwhile, and move that valid entry aside as damaged (seen in CI).
+  try { await lstat(entry) } catch { return 'absent' }
   let text: string
   try {
     text = await readFile(join(entry, ENTRY_FILE), 'utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return `cannot read ${ENTRY_FILE} (${(error as Error).message})`
-    try { await lstat(entry) } catch { return 'absent' }
     return `${ENTRY_FILE} is missing`
   }
   let files: EntryFile[]

@@ -8,9 +8,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, execFileSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import fsPromises from 'node:fs/promises'
+import { syncBuiltinESMExports } from 'node:module'
+import { basename, join } from 'node:path'
 import { promisify } from 'node:util'
 import { loadConfig } from '../../src/config.js'
 import { ModelRegistry } from '../../src/bundles/model-registry.js'
@@ -132,6 +134,48 @@ test('replicas writing the same entry at once leave one valid entry and no tempo
   const entries = readdirSync(dir)
   assert.equal(entries.length, 1, `one entry, no leftovers: ${entries.join(', ')}`)
   assert.equal((await openAndRun(dir)).report.outcome, 'hit', 'the surviving entry passes its sha256 check')
+})
+
+test('an entry renamed into place between two of an opener\'s checks is used, never called damaged and moved aside', async (t) => {
+  // Found by CI (outcomes miss, miss, rebuilt, unwritable): an opener read no entry.json (no entry
+  // yet), another replica renamed its complete entry into place, and the first then found the
+  // directory, called it an entry without entry.json, and moved the valid entry aside. Here the other
+  // replica's rename lands right after the opener's first look at the entry, whichever call that is.
+  const graph = readFileSync(ENCODER)
+  const create = async (path: string, o: { optimizedModelFilePath?: string }): Promise<never> => {
+    if (o.optimizedModelFilePath !== undefined) writeFileSync(o.optimizedModelFilePath, graph)
+    else readFileSync(path) // a load from an entry moved aside fails, as onnxruntime's would
+    return { release: async () => {} } as never
+  }
+  const spec = { sourceSha256: ['race'] }
+  const elsewhere = cacheDir(t)
+  const written = await openThroughGraphCache(ENCODER, { dir: elsewhere, ...spec }, {}, 'cpu', create)
+  const dir = cacheDir(t)
+  const entry = join(dir, basename(written.report.entry))
+  cpSync(written.report.entry, join(dir, '.other-replica'), { recursive: true })
+
+  const original = { readFile: fsPromises.readFile, lstat: fsPromises.lstat, stat: fsPromises.stat }
+  let renamed = false
+  for (const name of ['readFile', 'lstat', 'stat'] as const) {
+    (fsPromises as Record<string, unknown>)[name] = async (path: unknown, ...rest: unknown[]) => {
+      const looksAtEntry = typeof path === 'string' && path.startsWith(entry)
+      try {
+        return await (original[name] as (...a: unknown[]) => Promise<unknown>)(path, ...rest)
+      } finally {
+        if (looksAtEntry && !renamed) { renamed = true; renameSync(join(dir, '.other-replica'), entry) }
+      }
+    }
+  }
+  syncBuiltinESMExports()
+  try {
+    const opened = await openThroughGraphCache(ENCODER, { dir, ...spec }, {}, 'cpu', create)
+    assert.ok(renamed, 'the other replica\'s rename happened during the open')
+    assert.ok(['miss', 'hit'].includes(opened.report.outcome), `${opened.report.outcome}: ${opened.report.reason ?? ''}`)
+  } finally {
+    Object.assign(fsPromises, original)
+    syncBuiltinESMExports()
+  }
+  assert.deepEqual(readdirSync(dir), [basename(entry)], 'the entry stays, nothing left over')
 })
 
 test('the key changes with the graph, its external data, onnxruntime, the level, the provider and the CPU flags', () => {
