@@ -17,7 +17,9 @@
  * a private `.tmp-*` directory and renamed into place, so replicas sharing the directory never see a
  * half-written entry: the first rename wins, the others find the name taken and drop their copy.
  * On load every file is checked against entry.json; a mismatch (truncated, corrupt, missing) or a
- * session that fails to load from it rebuilds the entry from the bundle's graph. A directory that is
+ * session that fails to load from it rebuilds the entry from the bundle's graph; the bad entry is moved
+ * aside only while it is still the directory judged (device, inode, mtime), so a replica acting on a
+ * stale judgement never removes another's fresh entry. A directory that is
  * missing or not writable is reported, never fatal: the session is then built from the graph as
  * without the cache. No fsync: a machine crash between write and flush leaves an entry whose sha256
  * does not match, which the next start rebuilds.
@@ -29,6 +31,7 @@ import { chmod, lstat, mkdtemp, readdir, readFile, rename, rm, stat, writeFile }
 import { arch, cpus } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { setTimeout } from 'node:timers/promises'
 import * as ort from 'onnxruntime-node'
 import { sha256File } from '../bundles/bundle-reader.js'
 
@@ -66,6 +69,7 @@ const ENTRY_FILE = 'entry.json'
 const EXTERNALISE_MIN_BYTES = 1024
 /** leftovers of a writer that died mid-write are removed after this long (a write takes seconds) */
 const LEFTOVER_AGE_MS = 60 * 60 * 1000
+const RETRY_LOAD_MS = 50
 
 /**
  * The CPU features onnxruntime's kernels dispatch on (MLAS picks SSE/AVX2/AVX-512/VNNI/AMX code on
@@ -110,7 +114,7 @@ export async function openThroughGraphCache (modelPath: string, cache: GraphCach
   const report = (outcome: GraphCacheOutcome, reason?: string): GraphCacheReport => ({ outcome, entry, reason, openMs: performance.now() - started })
 
   let invalid: string | undefined
-  const problem = await entryProblem(entry)
+  const { problem, id } = await checkEntry(entry)
   if (problem === undefined) {
     try {
       return { session: await create(join(entry, GRAPH_FILE), { ...options, graphOptimizationLevel: 'disabled' }), report: report('hit') }
@@ -120,7 +124,7 @@ export async function openThroughGraphCache (modelPath: string, cache: GraphCach
   } else if (problem !== 'absent') {
     invalid = problem
   }
-  if (invalid !== undefined) await moveAside(cache.dir, entry)
+  if (invalid !== undefined && id !== undefined) await moveAside(cache.dir, entry, id)
 
   let tmp: string
   try {
@@ -157,13 +161,22 @@ export async function openThroughGraphCache (modelPath: string, cache: GraphCach
       }
     }
     void sweepLeftovers(cache.dir)
+    const served = await identity(entry) // ours or the replica's that renamed first
     // served from the entry, as after a restart: a session built from the bundle's graph at the 'all'
     // level holds the weights 1.4-1.5 times, one loaded from the entry 1.1-1.25 times (README, Benchmarks)
+    const load = async (): Promise<ort.InferenceSession> => await create(join(entry, GRAPH_FILE), { ...options, graphOptimizationLevel: 'disabled' })
     try {
-      const session = await create(join(entry, GRAPH_FILE), { ...options, graphOptimizationLevel: 'disabled' })
+      let session: ort.InferenceSession
+      try {
+        session = await load()
+      } catch {
+        // one more try: a replica acting on a stale judgement may have had the entry aside for a moment (moveAside puts it back)
+        await setTimeout(RETRY_LOAD_MS)
+        session = await load()
+      }
       return { session, report: invalid === undefined ? report('miss') : report('rebuilt', invalid) }
     } catch (error) {
-      await moveAside(cache.dir, entry)
+      if (served !== undefined) await moveAside(cache.dir, entry, served)
       const session = await create(modelPath, options)
       return { session, report: report('unwritable', withInvalid(invalid, `the optimised graph onnxruntime wrote does not load (${(error as Error).message})`)) }
     }
@@ -178,12 +191,33 @@ function withInvalid (invalid: string | undefined, reason: string): string {
 
 interface EntryFile { file: string, bytes: number, sha256: string }
 
-/** undefined when the entry is complete and every file matches its sha256; 'absent'; or what is wrong. */
+/**
+ * Which directory holds the name now: device, inode and mtime (an inode freed by a deleted entry may
+ * be reused by the next one written; its mtime, from the files written into it, differs). A rename
+ * within the cache directory changes none of them.
+ */
+async function identity (path: string): Promise<string | undefined> {
+  try {
+    const s = await lstat(path, { bigint: true })
+    return `${s.dev}:${s.ino}:${s.mtimeNs}`
+  } catch { return undefined }
+}
+
+/**
+ * The entry's problem (undefined when it is complete and every file matches its sha256; 'absent'; or
+ * what is wrong) and the identity of the directory judged, so that only that one is moved aside.
+ * The directory is looked at first, then its entry.json: the other order could read no entry.json,
+ * then find a replica's entry renamed in meanwhile and judge it damaged (seen in CI). A judgement can
+ * still be stale (another replica may move the entry aside and rename a fresh one in between the
+ * looks): moveAside checks the identity, so a stale judgement never removes a fresh entry.
+ */
+async function checkEntry (entry: string): Promise<{ problem?: string, id?: string }> {
+  const id = await identity(entry)
+  if (id === undefined) return { problem: 'absent' }
+  return { problem: await entryProblem(entry), id }
+}
+
 async function entryProblem (entry: string): Promise<string | undefined> {
-  // the directory first, then its entry.json: an entry appears whole (renamed into place), so one seen
-  // here has its entry.json unless damaged. The other order could read no entry.json, then find a
-  // replica's entry renamed in meanwhile, and move that valid entry aside as damaged (seen in CI).
-  try { await lstat(entry) } catch { return 'absent' }
   let text: string
   try {
     text = await readFile(join(entry, ENTRY_FILE), 'utf8')
@@ -222,13 +256,20 @@ async function writeEntry (tmp: string, key: string): Promise<void> {
   await writeFile(join(tmp, ENTRY_FILE), JSON.stringify({ key, onnxruntime: ort.env.versions.node, created_at: new Date().toISOString(), files }, null, 2) + '\n')
 }
 
-/** Renames a bad entry out of the way (atomic: no reader sees it half-deleted), then deletes it. */
-async function moveAside (dir: string, entry: string): Promise<void> {
+/**
+ * Renames the entry judged bad (`judged`: its identity) out of the way, atomically, so no reader sees
+ * it half-deleted, then deletes it. Only that directory: when a replica has meanwhile replaced it with
+ * a fresh entry, nothing is moved, or (a replacement between the check and the rename) the fresh one
+ * is put back; if yet another took the name by then, that one is as good and the aside copy goes.
+ */
+async function moveAside (dir: string, entry: string, judged: string): Promise<void> {
+  if (await identity(entry) !== judged) return // gone already, or replaced by a replica's fresh entry
   const aside = join(dir, `.stale-${randomBytes(6).toString('hex')}`)
-  try {
-    await rename(entry, aside)
-    await rm(aside, { recursive: true, force: true })
-  } catch {} // gone already (another replica moved it), or not writable: the write below reports that
+  try { await rename(entry, aside) } catch { return } // gone meanwhile, or not writable: the write below reports that
+  if (await identity(aside) !== judged) {
+    try { await rename(aside, entry); return } catch {}
+  }
+  await rm(aside, { recursive: true, force: true }).catch(() => {})
 }
 
 async function sweepLeftovers (dir: string): Promise<void> {

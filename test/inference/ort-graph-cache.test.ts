@@ -2,7 +2,9 @@
  * The optimised-graph cache (src/inference/ort-graph-cache.ts): a miss writes the entry and a hit loads
  * it with the same outputs (through the inference thread, which reports what it did); a damaged entry
  * is found by its sha256 and rebuilt; a missing or read-only directory is reported, never fatal;
- * replicas writing one entry at once leave a valid one; the key moves with every part; a format-2
+ * replicas writing one entry at once leave a valid one, and step-by-step interleavings of replicas
+ * (an entry renamed in between an opener's looks, a stale "damaged" judgement) never remove a fresh
+ * entry; the key moves with every part; a format-2
  * bundle whose weights are external data goes through the cache (registry, logs).
  */
 import { test } from 'node:test'
@@ -128,54 +130,124 @@ test('replicas writing the same entry at once leave one valid entry and no tempo
   const dir = cacheDir(t)
   const run = promisify(execFile)
   const replicas = await Promise.all([0, 1, 2, 3].map(async () => await run(process.execPath, ['--import', 'tsx', 'test/helpers/open-through-graph-cache.ts', ENCODER, dir, 'baseline'], { cwd: REPO })))
-  const outcomes = replicas.map((r) => (JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as GraphCacheReport).outcome)
-  assert.ok(outcomes.every((o) => o === 'miss' || o === 'hit'), `outcomes ${outcomes.join(', ')}`)
+  const reports = replicas.map((r) => JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as GraphCacheReport)
+  const outcomes = reports.map((r) => r.outcome)
+  assert.ok(outcomes.every((o) => o === 'miss' || o === 'hit'), `outcomes ${reports.map((r) => `${r.outcome}${r.reason === undefined ? '' : ` (${r.reason})`}`).join(', ')}`)
   assert.ok(outcomes.includes('miss'))
   const entries = readdirSync(dir)
   assert.equal(entries.length, 1, `one entry, no leftovers: ${entries.join(', ')}`)
   assert.equal((await openAndRun(dir)).report.outcome, 'hit', 'the surviving entry passes its sha256 check')
 })
 
-test('an entry renamed into place between two of an opener\'s checks is used, never called damaged and moved aside', async (t) => {
+// Replicas racing on one entry, step by step: a fake onnxruntime (instant writes; a load from an entry
+// moved aside fails, as onnxruntime's would) and node:fs/promises functions wrapped so that another
+// replica's move lands at a chosen point (the module's named imports follow: syncBuiltinESMExports).
+type FsCall = (...args: unknown[]) => Promise<unknown>
+type FsName = 'readFile' | 'lstat' | 'rename'
+
+async function fakeCreate (path: string, o: { optimizedModelFilePath?: string }): Promise<never> {
+  if (o.optimizedModelFilePath !== undefined) writeFileSync(o.optimizedModelFilePath, readFileSync(ENCODER))
+  else readFileSync(path)
+  return { release: async () => {} } as never
+}
+const RACE = { sourceSha256: ['race'] }
+const openRacing = async (dir: string): Promise<GraphCacheReport> => (await openThroughGraphCache(ENCODER, { dir, ...RACE }, {}, 'cpu', fakeCreate)).report
+
+/** A cache directory with another replica's complete entry staged beside it (`other`, to rename in), and a damaged entry in place when asked. */
+async function raceDir (t: Parameters<typeof cacheDir>[0], damaged: boolean): Promise<{ dir: string, entry: string, other: string }> {
+  const written = await openRacing(cacheDir(t))
+  const dir = cacheDir(t)
+  const entry = join(dir, basename(written.entry))
+  const other = join(dir, '.other-replica')
+  cpSync(written.entry, other, { recursive: true })
+  if (damaged) { cpSync(written.entry, entry, { recursive: true }); writeFileSync(join(entry, 'graph.onnx'), 'damaged') }
+  return { dir, entry, other }
+}
+
+async function withFs<T> (wrap: Partial<Record<FsName, (original: FsCall) => FsCall>>, body: () => Promise<T>): Promise<T> {
+  const fs = fsPromises as unknown as Record<FsName, FsCall>
+  const original = { readFile: fs.readFile, lstat: fs.lstat, rename: fs.rename }
+  for (const [name, make] of Object.entries(wrap) as Array<[FsName, (o: FsCall) => FsCall]>) fs[name] = make(original[name])
+  syncBuiltinESMExports()
+  try { return await body() } finally { Object.assign(fs, original); syncBuiltinESMExports() }
+}
+
+function isValidEntry (entry: string): boolean { return existsSync(join(entry, 'entry.json')) && readFileSync(join(entry, 'graph.onnx')).length > 100 }
+
+test('an entry renamed into place between two of an opener\'s looks is used, not judged damaged', async (t) => {
   // Found by CI (outcomes miss, miss, rebuilt, unwritable): an opener read no entry.json (no entry
   // yet), another replica renamed its complete entry into place, and the first then found the
-  // directory, called it an entry without entry.json, and moved the valid entry aside. Here the other
-  // replica's rename lands right after the opener's first look at the entry, whichever call that is.
-  const graph = readFileSync(ENCODER)
-  const create = async (path: string, o: { optimizedModelFilePath?: string }): Promise<never> => {
-    if (o.optimizedModelFilePath !== undefined) writeFileSync(o.optimizedModelFilePath, graph)
-    else readFileSync(path) // a load from an entry moved aside fails, as onnxruntime's would
-    return { release: async () => {} } as never
-  }
-  const spec = { sourceSha256: ['race'] }
-  const elsewhere = cacheDir(t)
-  const written = await openThroughGraphCache(ENCODER, { dir: elsewhere, ...spec }, {}, 'cpu', create)
-  const dir = cacheDir(t)
-  const entry = join(dir, basename(written.report.entry))
-  cpSync(written.report.entry, join(dir, '.other-replica'), { recursive: true })
-
-  const original = { readFile: fsPromises.readFile, lstat: fsPromises.lstat, stat: fsPromises.stat }
+  // directory, judged it an entry without entry.json and moved it aside. Here the rename lands right
+  // after the opener's first look at the entry, whichever call that is.
+  const { dir, entry, other } = await raceDir(t, false)
   let renamed = false
-  for (const name of ['readFile', 'lstat', 'stat'] as const) {
-    (fsPromises as Record<string, unknown>)[name] = async (path: unknown, ...rest: unknown[]) => {
-      const looksAtEntry = typeof path === 'string' && path.startsWith(entry)
-      try {
-        return await (original[name] as (...a: unknown[]) => Promise<unknown>)(path, ...rest)
-      } finally {
-        if (looksAtEntry && !renamed) { renamed = true; renameSync(join(dir, '.other-replica'), entry) }
-      }
+  const after = (original: FsCall): FsCall => async (path, ...rest) => {
+    try { return await original(path, ...rest) } finally {
+      if (!renamed && typeof path === 'string' && path.startsWith(entry)) { renamed = true; renameSync(other, entry) }
     }
   }
-  syncBuiltinESMExports()
-  try {
-    const opened = await openThroughGraphCache(ENCODER, { dir, ...spec }, {}, 'cpu', create)
-    assert.ok(renamed, 'the other replica\'s rename happened during the open')
-    assert.ok(['miss', 'hit'].includes(opened.report.outcome), `${opened.report.outcome}: ${opened.report.reason ?? ''}`)
-  } finally {
-    Object.assign(fsPromises, original)
-    syncBuiltinESMExports()
-  }
+  const report = await withFs({ readFile: after, lstat: after }, async () => await openRacing(dir))
+  assert.ok(renamed, 'the other replica\'s rename happened during the open')
+  assert.ok(['miss', 'hit'].includes(report.outcome), `${report.outcome}: ${report.reason ?? ''}`)
   assert.deepEqual(readdirSync(dir), [basename(entry)], 'the entry stays, nothing left over')
+})
+
+test('a stale judgement never removes a fresh entry: the damaged one is replaced between an opener\'s looks', async (t) => {
+  // The opener sees the damaged entry; a replica moves it aside; the opener reads no entry.json (a
+  // stale "damaged"); another replica renames a valid entry in; the opener must not move that one
+  const { dir, entry, other } = await raceDir(t, true)
+  // marks the replica's entry (its inode number may be reused by an entry written after it was deleted)
+  const marked = JSON.parse(readFileSync(join(other, 'entry.json'), 'utf8')) as Record<string, unknown>
+  writeFileSync(join(other, 'entry.json'), JSON.stringify({ ...marked, created_at: 'by the other replica' }))
+  let step = 0
+  const report = await withFs({
+    lstat: (original) => async (path, ...rest) => {
+      try { return await original(path, ...rest) } finally {
+        if (step === 0 && path === entry) { step = 1; renameSync(entry, join(dir, '.gone')); rmSync(join(dir, '.gone'), { recursive: true }) }
+      }
+    },
+    readFile: (original) => async (path, ...rest) => {
+      try { return await original(path, ...rest) } finally {
+        if (step === 1 && path === join(entry, 'entry.json')) { step = 2; renameSync(other, entry) }
+      }
+    }
+  }, async () => await openRacing(dir))
+  assert.equal(step, 2, 'both replicas\' moves happened during the open')
+  assert.notEqual(report.outcome, 'unwritable', report.reason)
+  assert.match(readFileSync(join(entry, 'entry.json'), 'utf8'), /by the other replica/, 'the replica\'s fresh entry is the one in place, not moved aside and replaced')
+  assert.ok(isValidEntry(entry))
+  assert.deepEqual(readdirSync(dir), [basename(entry)], 'nothing left over')
+})
+
+test('two openers finding one damaged entry: the one whose rename lands late puts the other\'s fresh entry back', async (t) => {
+  // Opener 1 judges the entry damaged and starts moving it aside, but its rename is held; opener 2
+  // judges it too, moves it aside, writes and renames its fresh entry in; only then does opener 1's
+  // rename run, and it moves the fresh entry: it must find the identity changed and put it back
+  const { dir, entry, other } = await raceDir(t, true)
+  rmSync(other, { recursive: true }) // both openers write their own
+  let holding!: () => void
+  const held = new Promise<void>((resolve) => { holding = resolve })
+  let release!: () => void
+  const released = new Promise<void>((resolve) => { release = resolve })
+  let movesAside = 0
+  let putBack = false
+  const reports = await withFs({
+    rename: (original) => async (from, to, ...rest) => {
+      if (from === entry && basename(to as string).startsWith('.stale-') && ++movesAside === 1) { holding(); await released }
+      if (to === entry && basename(from as string).startsWith('.stale-')) putBack = true
+      const result = await original(from, to, ...rest)
+      if (to === entry && basename(from as string).startsWith('.tmp-') && movesAside === 2) release()
+      return result
+    }
+  }, async () => {
+    const first = openRacing(dir)
+    await held
+    return await Promise.all([first, openRacing(dir)])
+  })
+  assert.ok(putBack, 'opener 1 moved the fresh entry and put it back')
+  assert.deepEqual(reports.map((r) => r.outcome), ['rebuilt', 'rebuilt'], reports.map((r) => r.reason).join('; '))
+  assert.ok(isValidEntry(entry), 'the fresh entry is in place')
+  assert.deepEqual(readdirSync(dir), [basename(entry)], 'nothing left over')
 })
 
 test('the key changes with the graph, its external data, onnxruntime, the level, the provider and the CPU flags', () => {
