@@ -19,7 +19,9 @@
  * On load every file is checked against entry.json; a mismatch (truncated, corrupt, missing) or a
  * session that fails to load from it rebuilds the entry from the bundle's graph; the bad entry is moved
  * aside only while it is still the directory judged (device, inode, mtime), so a replica acting on a
- * stale judgement never removes another's fresh entry. A directory that is
+ * stale judgement does not remove another's fresh entry (at worst it has it aside for the length of a
+ * rename and puts it back; a load meeting that moment is tried once more), and an entry that cannot
+ * be moved aside is never served: that start builds from the graph. A directory that is
  * missing or not writable is reported, never fatal: the session is then built from the graph as
  * without the cache. No fsync: a machine crash between write and flush leaves an entry whose sha256
  * does not match, which the next start rebuilds.
@@ -113,11 +115,18 @@ export async function openThroughGraphCache (modelPath: string, cache: GraphCach
   const entry = join(cache.dir, key)
   const report = (outcome: GraphCacheOutcome, reason?: string): GraphCacheReport => ({ outcome, entry, reason, openMs: performance.now() - started })
 
+  // a load from the entry is tried once more after a pause: a replica acting on a stale judgement may
+  // have had it aside for a moment (moveAside puts it back)
+  const load = async (): Promise<ort.InferenceSession> => await create(join(entry, GRAPH_FILE), { ...options, graphOptimizationLevel: 'disabled' })
+  const loadEntry = async (): Promise<ort.InferenceSession> => {
+    try { return await load() } catch { await setTimeout(RETRY_LOAD_MS); return await load() }
+  }
+
   let invalid: string | undefined
   const { problem, id } = await checkEntry(entry)
   if (problem === undefined) {
     try {
-      return { session: await create(join(entry, GRAPH_FILE), { ...options, graphOptimizationLevel: 'disabled' }), report: report('hit') }
+      return { session: await loadEntry(), report: report('hit') }
     } catch (error) {
       invalid = `onnxruntime could not load the cached graph (${(error as Error).message})`
     }
@@ -154,26 +163,24 @@ export async function openThroughGraphCache (modelPath: string, cache: GraphCach
       await rename(tmp, entry)
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code
-      // another replica renamed its copy first: same key, same content; load theirs
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') {
         const session = await create(modelPath, options)
         return { session, report: report('unwritable', withInvalid(invalid, `cannot write ${entry} (${(error as Error).message})`)) }
+      }
+      // the name is taken: a replica renamed its copy first (same key, same content), or a bad entry
+      // could not be moved aside (another filesystem's layer: EXDEV): theirs is loaded only if it checks
+      const inPlace = (await checkEntry(entry)).problem
+      if (inPlace !== undefined) {
+        const session = await create(modelPath, options)
+        return { session, report: report('unwritable', withInvalid(invalid, `the entry in place is not valid (${inPlace}) and cannot be replaced`)) }
       }
     }
     void sweepLeftovers(cache.dir)
     const served = await identity(entry) // ours or the replica's that renamed first
     // served from the entry, as after a restart: a session built from the bundle's graph at the 'all'
     // level holds the weights 1.4-1.5 times, one loaded from the entry 1.1-1.25 times (README, Benchmarks)
-    const load = async (): Promise<ort.InferenceSession> => await create(join(entry, GRAPH_FILE), { ...options, graphOptimizationLevel: 'disabled' })
     try {
-      let session: ort.InferenceSession
-      try {
-        session = await load()
-      } catch {
-        // one more try: a replica acting on a stale judgement may have had the entry aside for a moment (moveAside puts it back)
-        await setTimeout(RETRY_LOAD_MS)
-        session = await load()
-      }
+      const session = await loadEntry()
       return { session, report: invalid === undefined ? report('miss') : report('rebuilt', invalid) }
     } catch (error) {
       if (served !== undefined) await moveAside(cache.dir, entry, served)
@@ -194,7 +201,8 @@ interface EntryFile { file: string, bytes: number, sha256: string }
 /**
  * Which directory holds the name now: device, inode and mtime (an inode freed by a deleted entry may
  * be reused by the next one written; its mtime, from the files written into it, differs). A rename
- * within the cache directory changes none of them.
+ * within the cache directory changes none of them on ext4, xfs, btrfs, tmpfs or overlayfs (checked by
+ * review); where one did, a bad entry would be put back and each start would build from the graph.
  */
 async function identity (path: string): Promise<string | undefined> {
   try {
@@ -209,7 +217,7 @@ async function identity (path: string): Promise<string | undefined> {
  * The directory is looked at first, then its entry.json: the other order could read no entry.json,
  * then find a replica's entry renamed in meanwhile and judge it damaged (seen in CI). A judgement can
  * still be stale (another replica may move the entry aside and rename a fresh one in between the
- * looks): moveAside checks the identity, so a stale judgement never removes a fresh entry.
+ * looks): moveAside checks the identity, so a stale judgement does not remove a fresh entry.
  */
 async function checkEntry (entry: string): Promise<{ problem?: string, id?: string }> {
   const id = await identity(entry)

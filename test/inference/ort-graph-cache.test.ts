@@ -219,7 +219,7 @@ test('a stale judgement never removes a fresh entry: the damaged one is replaced
   assert.deepEqual(readdirSync(dir), [basename(entry)], 'nothing left over')
 })
 
-test('two openers finding one damaged entry: the one whose rename lands late puts the other\'s fresh entry back', async (t) => {
+test('two openers finding one damaged entry: the one whose rename lands late puts the other\'s fresh entry back', { timeout: 30_000 }, async (t) => {
   // Opener 1 judges the entry damaged and starts moving it aside, but its rename is held; opener 2
   // judges it too, moves it aside, writes and renames its fresh entry in; only then does opener 1's
   // rename run, and it moves the fresh entry: it must find the identity changed and put it back
@@ -250,6 +250,28 @@ test('two openers finding one damaged entry: the one whose rename lands late put
   assert.deepEqual(readdirSync(dir), [basename(entry)], 'nothing left over')
 })
 
+test('a damaged entry that cannot be moved aside is never served: the start builds from the graph', async (t) => {
+  // e.g. an entry in a read-only lower layer of an overlay filesystem (rename: EXDEV)
+  const { dir, entry, other } = await raceDir(t, true)
+  rmSync(other, { recursive: true })
+  const loaded: string[] = []
+  const create = async (path: string, o: { optimizedModelFilePath?: string }): Promise<never> => {
+    if (o.optimizedModelFilePath === undefined) loaded.push(path)
+    return await fakeCreate(path, o)
+  }
+  const exdev = Object.assign(new Error('EXDEV: cross-device link not permitted'), { code: 'EXDEV' })
+  const { report } = await withFs({
+    rename: (original) => async (from, to, ...rest) => {
+      if (from === entry) throw exdev
+      return await original(from, to, ...rest)
+    }
+  }, async () => await openThroughGraphCache(ENCODER, { dir, ...RACE }, {}, 'cpu', create))
+  assert.equal(report.outcome, 'unwritable')
+  assert.match(report.reason ?? '', /entry in place is not valid \(graph\.onnx has 7 bytes/)
+  assert.deepEqual(loaded, [ENCODER], 'served from the bundle\'s graph, never from the damaged entry')
+  assert.deepEqual(readdirSync(dir), [basename(entry)], 'our copy is dropped, nothing left over')
+})
+
 test('the key changes with the graph, its external data, onnxruntime, the level, the provider and the CPU flags', () => {
   const base = { sourceSha256: ['a'.repeat(64)], ortVersion: '1.23.2', optimizationLevel: 'all', executionProvider: 'cpu', cpuFlags: 'x64 avx avx2 fma' }
   const variants = [
@@ -271,20 +293,24 @@ test('the key changes with the graph, its external data, onnxruntime, the level,
   assert.match(cpuFlags('processor\t: 0\nFeatures\t: fp asimd evtstrm aes asimddp sve i8mm\n'), / asimd asimddp i8mm sve$/)
 })
 
-test('a session that fails to load from a valid-looking entry is rebuilt from the graph', async (t) => {
+test('a session that fails to load from a valid-looking entry is rebuilt from the graph; one failure is tried again', async (t) => {
   const dir = cacheDir(t)
   const { report } = await openAndRun(dir)
-  let calls = 0
-  const failingFirst = async (path: string, options: Parameters<typeof openThroughGraphCache>[2]) => {
-    if (calls++ === 0) throw new Error('simulated load failure')
+  const failingEntryLoads = (failures: number) => async (path: string, options: Parameters<typeof openThroughGraphCache>[2]) => {
+    if (path.startsWith(report.entry) && failures-- > 0) throw new Error('simulated load failure')
     const ort = await import('onnxruntime-node')
     return await ort.InferenceSession.create(path, options)
   }
-  const opened = await openThroughGraphCache(ENCODER, { dir, sourceSha256: ['baseline'] }, { graphOptimizationLevel: 'all', executionProviders: ['cpu'] }, 'cpu', failingFirst)
-  await opened.session.release()
-  assert.equal(opened.report.outcome, 'rebuilt')
-  assert.equal(opened.report.entry, report.entry)
-  assert.match(opened.report.reason ?? '', /could not load the cached graph \(simulated load failure\)/)
+  const open = async (failures: number): Promise<GraphCacheReport> => {
+    const opened = await openThroughGraphCache(ENCODER, { dir, sourceSha256: ['baseline'] }, { graphOptimizationLevel: 'all', executionProviders: ['cpu'] }, 'cpu', failingEntryLoads(failures))
+    await opened.session.release()
+    return opened.report
+  }
+  assert.equal((await open(1)).outcome, 'hit', 'a load failing once (the entry aside for a moment) is tried again')
+  const rebuilt = await open(2)
+  assert.equal(rebuilt.outcome, 'rebuilt')
+  assert.equal(rebuilt.entry, report.entry)
+  assert.match(rebuilt.reason ?? '', /could not load the cached graph \(simulated load failure\)/)
 })
 
 test('on a miss the entry is written by a session without prepacking, released, and the session served is loaded from the entry', async (t) => {
