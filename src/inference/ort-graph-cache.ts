@@ -69,7 +69,7 @@ const GRAPH_FILE = 'graph.onnx'
 const DATA_FILE = 'graph.onnx.data'
 const ENTRY_FILE = 'entry.json'
 const EXTERNALISE_MIN_BYTES = 1024
-/** leftovers of a writer that died mid-write are removed after this long (a write takes seconds) */
+/** leftovers of a writer that died mid-write are removed after this long by the next start that writes an entry (a write takes seconds) */
 const LEFTOVER_AGE_MS = 60 * 60 * 1000
 const RETRY_LOAD_MS = 50
 
@@ -280,12 +280,15 @@ async function moveAside (dir: string, entry: string, judged: string): Promise<v
   await rm(aside, { recursive: true, force: true }).catch(() => {})
 }
 
+/** Removes old `.tmp-*` and `.stale-*` directories after a write; best effort, name by name (another replica may sweep the same names). */
 async function sweepLeftovers (dir: string): Promise<void> {
-  try {
-    for (const name of await readdir(dir)) {
-      if (!name.startsWith('.tmp-') && !name.startsWith('.stale-')) continue
-      const path = join(dir, name)
+  let names: string[]
+  try { names = await readdir(dir) } catch { return }
+  for (const name of names) {
+    if (!name.startsWith('.tmp-') && !name.startsWith('.stale-')) continue
+    const path = join(dir, name)
+    try {
       if (Date.now() - (await stat(path)).mtimeMs > LEFTOVER_AGE_MS) await rm(path, { recursive: true, force: true })
-    }
-  } catch {} // best effort: leftovers only cost disk
+    } catch {} // gone meanwhile, or another user's: leftovers only cost disk
+  }
 }

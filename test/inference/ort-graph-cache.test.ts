@@ -10,7 +10,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, execFileSync } from 'node:child_process'
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import fsPromises from 'node:fs/promises'
 import { syncBuiltinESMExports } from 'node:module'
@@ -143,7 +143,7 @@ test('replicas writing the same entry at once leave one valid entry and no tempo
 // moved aside fails, as onnxruntime's would) and node:fs/promises functions wrapped so that another
 // replica's move lands at a chosen point (the module's named imports follow: syncBuiltinESMExports).
 type FsCall = (...args: unknown[]) => Promise<unknown>
-type FsName = 'readFile' | 'lstat' | 'rename'
+type FsName = 'readFile' | 'lstat' | 'rename' | 'stat'
 
 async function fakeCreate (path: string, o: { optimizedModelFilePath?: string }): Promise<never> {
   if (o.optimizedModelFilePath !== undefined) writeFileSync(o.optimizedModelFilePath, readFileSync(ENCODER))
@@ -166,7 +166,7 @@ async function raceDir (t: Parameters<typeof cacheDir>[0], damaged: boolean): Pr
 
 async function withFs<T> (wrap: Partial<Record<FsName, (original: FsCall) => FsCall>>, body: () => Promise<T>): Promise<T> {
   const fs = fsPromises as unknown as Record<FsName, FsCall>
-  const original = { readFile: fs.readFile, lstat: fs.lstat, rename: fs.rename }
+  const original = { readFile: fs.readFile, lstat: fs.lstat, rename: fs.rename, stat: fs.stat }
   for (const [name, make] of Object.entries(wrap) as Array<[FsName, (o: FsCall) => FsCall]>) fs[name] = make(original[name])
   syncBuiltinESMExports()
   try { return await body() } finally { Object.assign(fs, original); syncBuiltinESMExports() }
@@ -270,6 +270,31 @@ test('a damaged entry that cannot be moved aside is never served: the start buil
   assert.match(report.reason ?? '', /entry in place is not valid \(graph\.onnx has 7 bytes/)
   assert.deepEqual(loaded, [ENCODER], 'served from the bundle\'s graph, never from the damaged entry')
   assert.deepEqual(readdirSync(dir), [basename(entry)], 'our copy is dropped, nothing left over')
+})
+
+test('a write sweeps leftovers older than an hour, name by name: one vanishing meanwhile stops nothing', async (t) => {
+  const dir = cacheDir(t)
+  const hoursAgo = new Date(Date.now() - 2 * 3600_000)
+  for (const name of ['.tmp-old1', '.tmp-old2', '.stale-old3', '.tmp-young']) {
+    mkdirSync(join(dir, name))
+    writeFileSync(join(dir, name, 'graph.onnx'), 'x')
+    if (!name.endsWith('young')) utimesSync(join(dir, name), hoursAgo, hoursAgo)
+  }
+  let vanished = ''
+  const report = await withFs({
+    stat: (original) => async (path, ...rest) => {
+      // the first old name the sweep looks at is swept by another replica just before (readdir's order is the filesystem's)
+      if (vanished === '' && typeof path === 'string' && /-old\d$/.test(path)) { vanished = path; rmSync(path, { recursive: true }) }
+      return await original(path, ...rest)
+    }
+  }, async () => {
+    const r = await openRacing(dir)
+    for (let i = 0; i < 100 && readdirSync(dir).some((n) => /-old\d$/.test(n)); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    return r
+  })
+  assert.notEqual(vanished, '', 'one name vanished during the sweep')
+  assert.equal(report.outcome, 'miss')
+  assert.deepEqual(readdirSync(dir).sort(), ['.tmp-young', basename(report.entry)].sort(), 'the old ones swept, the young one (a writer at work) kept')
 })
 
 test('the key changes with the graph, its external data, onnxruntime, the level, the provider and the CPU flags', () => {
