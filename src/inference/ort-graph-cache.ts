@@ -133,7 +133,7 @@ export async function openThroughGraphCache (modelPath: string, cache: GraphCach
   } else if (problem !== 'absent') {
     invalid = problem
   }
-  if (invalid !== undefined && id !== undefined) await moveAside(cache.dir, entry, id)
+  if (invalid !== undefined && id !== undefined) await moveAside(cache.dir, entry, id, problem !== undefined)
 
   let tmp: string
   try {
@@ -169,7 +169,9 @@ export async function openThroughGraphCache (modelPath: string, cache: GraphCach
       }
       // the name is taken: a replica renamed its copy first (same key, same content), or a bad entry
       // could not be moved aside (another filesystem's layer: EXDEV): theirs is loaded only if it checks
-      const inPlace = (await checkEntry(entry)).problem
+      let inPlace = (await checkEntry(entry)).problem
+      // gone meanwhile (a replica had it aside for a moment): ours goes in instead, once
+      if (inPlace === 'absent') inPlace = await rename(tmp, entry).then(() => undefined, async () => (await checkEntry(entry)).problem)
       if (inPlace !== undefined) {
         const session = await create(modelPath, options)
         return { session, report: report('unwritable', withInvalid(invalid, `the entry in place is not valid (${inPlace}) and cannot be replaced`)) }
@@ -183,7 +185,7 @@ export async function openThroughGraphCache (modelPath: string, cache: GraphCach
       const session = await loadEntry()
       return { session, report: invalid === undefined ? report('miss') : report('rebuilt', invalid) }
     } catch (error) {
-      if (served !== undefined) await moveAside(cache.dir, entry, served)
+      if (served !== undefined) await moveAside(cache.dir, entry, served, false)
       const session = await create(modelPath, options)
       return { session, report: report('unwritable', withInvalid(invalid, `the optimised graph onnxruntime wrote does not load (${(error as Error).message})`)) }
     }
@@ -246,7 +248,8 @@ async function entryProblem (entry: string): Promise<string | undefined> {
     let bytes: number
     try { bytes = (await lstat(path)).size } catch { return `${f.file} is missing` }
     if (bytes !== f.bytes) return `${f.file} has ${bytes} bytes, ${ENTRY_FILE} says ${f.bytes}`
-    const sha256 = await sha256File(path)
+    let sha256: string
+    try { sha256 = await sha256File(path) } catch (error) { return `${f.file} cannot be read (${(error as Error).message})` } // moved meanwhile
     if (sha256 !== f.sha256) return `${f.file} has sha256 ${sha256}, ${ENTRY_FILE} says ${f.sha256}`
   }
   return undefined
@@ -268,13 +271,16 @@ async function writeEntry (tmp: string, key: string): Promise<void> {
  * Renames the entry judged bad (`judged`: its identity) out of the way, atomically, so no reader sees
  * it half-deleted, then deletes it. Only that directory: when a replica has meanwhile replaced it with
  * a fresh entry, nothing is moved, or (a replacement between the check and the rename) the fresh one
- * is put back; if yet another took the name by then, that one is as good and the aside copy goes.
+ * is put back, as is an entry judged by its files whose files check once aside; if yet another took
+ * the name by then, that one is as good and the aside copy goes.
  */
-async function moveAside (dir: string, entry: string, judged: string): Promise<void> {
+async function moveAside (dir: string, entry: string, judged: string, recheckFiles: boolean): Promise<void> {
   if (await identity(entry) !== judged) return // gone already, or replaced by a replica's fresh entry
   const aside = join(dir, `.stale-${randomBytes(6).toString('hex')}`)
   try { await rename(entry, aside) } catch { return } // gone meanwhile, or not writable: the write below reports that
-  if (await identity(aside) !== judged) {
+  // another directory took the name after the check; or (`recheckFiles`: judged by its files) the same
+  // one, judged while a replica had it aside for a moment, whose files check now: put back
+  if (await identity(aside) !== judged || (recheckFiles && await entryProblem(aside) === undefined)) {
     try { await rename(aside, entry); return } catch {}
   }
   await rm(aside, { recursive: true, force: true }).catch(() => {})

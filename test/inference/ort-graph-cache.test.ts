@@ -272,6 +272,48 @@ test('a damaged entry that cannot be moved aside is never served: the start buil
   assert.deepEqual(readdirSync(dir), [basename(entry)], 'our copy is dropped, nothing left over')
 })
 
+test('an entry checked while a replica has it aside for a moment is put back, not removed', async (t) => {
+  // a replica acting on a stale judgement renames the valid entry aside and back; our read of its
+  // entry.json lands in between ("missing"), with the identity of that same directory
+  const { dir, entry, other } = await raceDir(t, false)
+  const marked = JSON.parse(readFileSync(join(other, 'entry.json'), 'utf8')) as Record<string, unknown>
+  writeFileSync(join(other, 'entry.json'), JSON.stringify({ ...marked, created_at: 'by the other replica' }))
+  renameSync(other, entry)
+  let moments = 0
+  const report = await withFs({
+    readFile: (original) => async (path, ...rest) => {
+      if (moments > 0 || path !== join(entry, 'entry.json')) return await original(path, ...rest)
+      moments++
+      renameSync(entry, join(dir, '.held'))
+      try { return await original(path, ...rest) } finally { renameSync(join(dir, '.held'), entry) }
+    }
+  }, async () => await openRacing(dir))
+  assert.equal(moments, 1)
+  assert.notEqual(report.outcome, 'unwritable', report.reason)
+  assert.match(readFileSync(join(entry, 'entry.json'), 'utf8'), /by the other replica/, 'the valid entry stays')
+  assert.deepEqual(readdirSync(dir), [basename(entry)], 'nothing left over')
+})
+
+test('a file vanishing while the entry in place is checked ends in a session, never a throw', async (t) => {
+  // our rename finds the name taken; while we check the entry in place, a replica moves it away
+  const { dir, entry, other } = await raceDir(t, false)
+  let moved = false
+  const report = await withFs({
+    rename: (original) => async (from, to, ...rest) => {
+      if (to === entry && basename(from as string).startsWith('.tmp-') && existsSync(other)) renameSync(other, entry) // a replica's copy first
+      return await original(from, to, ...rest)
+    },
+    lstat: (original) => async (path, ...rest) => {
+      try { return await original(path, ...rest) } finally {
+        if (!moved && path === join(entry, 'graph.onnx')) { moved = true; renameSync(entry, join(dir, '.gone')) }
+      }
+    }
+  }, async () => await openRacing(dir))
+  assert.ok(moved)
+  rmSync(join(dir, '.gone'), { recursive: true, force: true })
+  assert.ok(['miss', 'unwritable'].includes(report.outcome), `${report.outcome}: ${report.reason ?? ''}`)
+})
+
 test('a write sweeps leftovers older than an hour, name by name: one vanishing meanwhile stops nothing', async (t) => {
   const dir = cacheDir(t)
   const hoursAgo = new Date(Date.now() - 2 * 3600_000)
@@ -289,7 +331,7 @@ test('a write sweeps leftovers older than an hour, name by name: one vanishing m
     }
   }, async () => {
     const r = await openRacing(dir)
-    for (let i = 0; i < 100 && readdirSync(dir).some((n) => /-old\d$/.test(n)); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    for (let i = 0; i < 250 && readdirSync(dir).some((n) => /-old\d$/.test(n)); i++) await new Promise((resolve) => setTimeout(resolve, 20))
     return r
   })
   assert.notEqual(vanished, '', 'one name vanished during the sweep')
