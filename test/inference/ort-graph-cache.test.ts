@@ -153,13 +153,23 @@ async function fakeCreate (path: string, o: { optimizedModelFilePath?: string })
 const RACE = { sourceSha256: ['race'] }
 const openRacing = async (dir: string): Promise<GraphCacheReport> => (await openThroughGraphCache(ENCODER, { dir, ...RACE }, {}, 'cpu', fakeCreate)).report
 
-/** A cache directory with another replica's complete entry staged beside it (`other`, to rename in), and a damaged entry in place when asked. */
-async function raceDir (t: Parameters<typeof cacheDir>[0], damaged: boolean): Promise<{ dir: string, entry: string, other: string }> {
+/** marks the other replica's entry (an inode number may be reused by an entry written after one was deleted) */
+const BY_OTHER = 'by the other replica'
+
+/**
+ * A cache directory with, when asked, another replica's complete entry staged beside it (`other`, to
+ * rename in; marked BY_OTHER in its entry.json, which the check does not read) and a damaged entry in place.
+ */
+async function raceDir (t: Parameters<typeof cacheDir>[0], { damaged, staged }: { damaged: boolean, staged: boolean }): Promise<{ dir: string, entry: string, other: string }> {
   const written = await openRacing(cacheDir(t))
   const dir = cacheDir(t)
   const entry = join(dir, basename(written.entry))
   const other = join(dir, '.other-replica')
-  cpSync(written.entry, other, { recursive: true })
+  if (staged) {
+    cpSync(written.entry, other, { recursive: true })
+    const json = JSON.parse(readFileSync(join(other, 'entry.json'), 'utf8')) as Record<string, unknown>
+    writeFileSync(join(other, 'entry.json'), JSON.stringify({ ...json, created_at: BY_OTHER }))
+  }
   if (damaged) { cpSync(written.entry, entry, { recursive: true }); writeFileSync(join(entry, 'graph.onnx'), 'damaged') }
   return { dir, entry, other }
 }
@@ -179,7 +189,7 @@ test('an entry renamed into place between two of an opener\'s looks is used, not
   // yet), another replica renamed its complete entry into place, and the first then found the
   // directory, judged it an entry without entry.json and moved it aside. Here the rename lands right
   // after the opener's first look at the entry, whichever call that is.
-  const { dir, entry, other } = await raceDir(t, false)
+  const { dir, entry, other } = await raceDir(t, { damaged: false, staged: true })
   let renamed = false
   const after = (original: FsCall): FsCall => async (path, ...rest) => {
     try { return await original(path, ...rest) } finally {
@@ -195,10 +205,7 @@ test('an entry renamed into place between two of an opener\'s looks is used, not
 test('a stale judgement never removes a fresh entry: the damaged one is replaced between an opener\'s looks', async (t) => {
   // The opener sees the damaged entry; a replica moves it aside; the opener reads no entry.json (a
   // stale "damaged"); another replica renames a valid entry in; the opener must not move that one
-  const { dir, entry, other } = await raceDir(t, true)
-  // marks the replica's entry (its inode number may be reused by an entry written after it was deleted)
-  const marked = JSON.parse(readFileSync(join(other, 'entry.json'), 'utf8')) as Record<string, unknown>
-  writeFileSync(join(other, 'entry.json'), JSON.stringify({ ...marked, created_at: 'by the other replica' }))
+  const { dir, entry, other } = await raceDir(t, { damaged: true, staged: true })
   let step = 0
   const report = await withFs({
     lstat: (original) => async (path, ...rest) => {
@@ -214,7 +221,7 @@ test('a stale judgement never removes a fresh entry: the damaged one is replaced
   }, async () => await openRacing(dir))
   assert.equal(step, 2, 'both replicas\' moves happened during the open')
   assert.notEqual(report.outcome, 'unwritable', report.reason)
-  assert.match(readFileSync(join(entry, 'entry.json'), 'utf8'), /by the other replica/, 'the replica\'s fresh entry is the one in place, not moved aside and replaced')
+  assert.match(readFileSync(join(entry, 'entry.json'), 'utf8'), new RegExp(BY_OTHER), 'the replica\'s fresh entry is the one in place, not moved aside and replaced')
   assert.ok(isValidEntry(entry))
   assert.deepEqual(readdirSync(dir), [basename(entry)], 'nothing left over')
 })
@@ -223,8 +230,7 @@ test('two openers finding one damaged entry: the one whose rename lands late put
   // Opener 1 judges the entry damaged and starts moving it aside, but its rename is held; opener 2
   // judges it too, moves it aside, writes and renames its fresh entry in; only then does opener 1's
   // rename run, and it moves the fresh entry: it must find the identity changed and put it back
-  const { dir, entry, other } = await raceDir(t, true)
-  rmSync(other, { recursive: true }) // both openers write their own
+  const { dir, entry } = await raceDir(t, { damaged: true, staged: false }) // both openers write their own
   let holding!: () => void
   const held = new Promise<void>((resolve) => { holding = resolve })
   let release!: () => void
@@ -252,8 +258,7 @@ test('two openers finding one damaged entry: the one whose rename lands late put
 
 test('a damaged entry that cannot be moved aside is never served: the start builds from the graph', async (t) => {
   // e.g. an entry in a read-only lower layer of an overlay filesystem (rename: EXDEV)
-  const { dir, entry, other } = await raceDir(t, true)
-  rmSync(other, { recursive: true })
+  const { dir, entry } = await raceDir(t, { damaged: true, staged: false })
   const loaded: string[] = []
   const create = async (path: string, o: { optimizedModelFilePath?: string }): Promise<never> => {
     if (o.optimizedModelFilePath === undefined) loaded.push(path)
@@ -275,9 +280,7 @@ test('a damaged entry that cannot be moved aside is never served: the start buil
 test('an entry checked while a replica has it aside for a moment is put back, not removed', async (t) => {
   // a replica acting on a stale judgement renames the valid entry aside and back; our read of its
   // entry.json lands in between ("missing"), with the identity of that same directory
-  const { dir, entry, other } = await raceDir(t, false)
-  const marked = JSON.parse(readFileSync(join(other, 'entry.json'), 'utf8')) as Record<string, unknown>
-  writeFileSync(join(other, 'entry.json'), JSON.stringify({ ...marked, created_at: 'by the other replica' }))
+  const { dir, entry, other } = await raceDir(t, { damaged: false, staged: true })
   renameSync(other, entry)
   let moments = 0
   const report = await withFs({
@@ -290,13 +293,13 @@ test('an entry checked while a replica has it aside for a moment is put back, no
   }, async () => await openRacing(dir))
   assert.equal(moments, 1)
   assert.notEqual(report.outcome, 'unwritable', report.reason)
-  assert.match(readFileSync(join(entry, 'entry.json'), 'utf8'), /by the other replica/, 'the valid entry stays')
+  assert.match(readFileSync(join(entry, 'entry.json'), 'utf8'), new RegExp(BY_OTHER), 'the valid entry stays')
   assert.deepEqual(readdirSync(dir), [basename(entry)], 'nothing left over')
 })
 
 test('a file vanishing while the entry in place is checked ends in a session, never a throw', async (t) => {
   // our rename finds the name taken; while we check the entry in place, a replica moves it away
-  const { dir, entry, other } = await raceDir(t, false)
+  const { dir, entry, other } = await raceDir(t, { damaged: false, staged: true })
   let moved = false
   const report = await withFs({
     rename: (original) => async (from, to, ...rest) => {
